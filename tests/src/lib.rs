@@ -1,0 +1,354 @@
+//! Helpers shared by every cloudha test: the built binaries, agents run the way Pacemaker runs
+//! them, network namespaces made (and removed) by the test, meta-data checks, and ocf-tester.
+//! Fakes of cloud APIs live beside these (see `fakecloud` once present). Tests here need root
+//! and the packages `.ci/run` installs: they fail loudly, never skip, when those are missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The workspace root (where Cargo.toml, Makefile and metadata-xml/ are).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The directory of the binaries built with this test (target/debug or target/release).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash>
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// A built agent binary. Panics with the command to build it when it is missing.
+pub fn agent_bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build -p {name}` (or `cargo test --workspace`)",
+        p.display()
+    );
+    p
+}
+
+/// Fail (never skip) when not root: these tests create namespaces and addresses.
+pub fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "this test needs root (it creates network namespaces): run it as root, as .ci/run does"
+    );
+}
+
+/// Fail (never skip) when a program the test needs is not installed.
+pub fn require_program(path: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: install the packages that .ci/run installs (scripts/deps.sh)"
+    );
+}
+
+/// Run a command, asserting success; returns stdout.
+pub fn sh(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An exclusive lock across test processes, for tests that touch something global (the real
+/// /usr/lib/ocf tree, a cluster). Held until dropped.
+pub struct GlobalLock(#[allow(dead_code)] std::fs::File);
+
+pub fn global_lock(name: &str) -> GlobalLock {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(format!("/tmp/cloudha-test-{name}.lock"))
+        .expect("open lock file");
+    f.lock().expect("lock");
+    GlobalLock(f)
+}
+
+static NETNS_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace made by this test, deleted on drop (with everything in it).
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// A fresh namespace with `lo` up. `tag` says which test made it.
+    pub fn new(tag: &str) -> Netns {
+        require_root();
+        let name = format!(
+            "cloudha-{tag}-{}-{}",
+            std::process::id(),
+            NETNS_SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        sh(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n <ns> <args>`, asserting success; returns stdout.
+    pub fn ip(&self, args: &[&str]) -> String {
+        sh(Command::new("ip").arg("-n").arg(&self.name).args(args))
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// An ethernet-like interface `name` in this namespace (a veth pair; this kernel has no
+    /// `dummy`), up, with its peer `peer` left in the same namespace and up as well.
+    pub fn add_veth(&self, name: &str, peer: &str) {
+        self.ip(&["link", "add", name, "type", "veth", "peer", "name", peer]);
+        self.ip(&["link", "set", name, "up"]);
+        self.ip(&["link", "set", peer, "up"]);
+    }
+
+    /// The addresses on `dev` as `addr/prefix` strings (IPv4 and IPv6, link-local excluded).
+    pub fn addresses(&self, dev: &str) -> Vec<String> {
+        let out = self.ip(&["-o", "addr", "show", "dev", dev]);
+        out.lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                while let Some(w) = it.next() {
+                    if w == "inet" || w == "inet6" {
+                        return it.next().map(str::to_string);
+                    }
+                }
+                None
+            })
+            .filter(|a| !a.starts_with("fe80:"))
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The result of one agent action.
+#[derive(Debug)]
+pub struct AgentRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl AgentRun {
+    /// The last `ocf-exit-reason:` line, as Pacemaker would store it.
+    pub fn exit_reason(&self) -> Option<&str> {
+        self.stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("ocf-exit-reason:"))
+    }
+    /// Number of `ocf-exit-reason:` lines (an error prints exactly one).
+    pub fn exit_reason_count(&self) -> usize {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("ocf-exit-reason:"))
+            .count()
+    }
+}
+
+impl From<Output> for AgentRun {
+    fn from(o: Output) -> AgentRun {
+        AgentRun {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Run `bin action` as Pacemaker does: argv is `[path, action]`, a clean environment with only
+/// PATH, the OCF variables and `vars` (parameters as `OCF_RESKEY_x`), optionally in `netns`.
+pub fn run_agent(bin: &Path, action: &str, vars: &[(&str, &str)], netns: Option<&Netns>) -> AgentRun {
+    let mut c = match netns {
+        Some(ns) => ns.command(bin),
+        None => Command::new(bin),
+    };
+    c.arg(action)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("OCF_ROOT", "/usr/lib/ocf")
+        .env("OCF_RA_VERSION_MAJOR", "1")
+        .env("OCF_RA_VERSION_MINOR", "1")
+        .stdin(Stdio::null());
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
+        .into()
+}
+
+/// The checked-in meta-data of `agent`.
+pub fn checked_in_metadata(agent: &str) -> PathBuf {
+    workspace_root()
+        .join("metadata-xml")
+        .join(format!("{agent}.xml"))
+}
+
+/// Pipe `xml` into a validator; returns (success, output).
+fn xmllint(args: &[&str], dir: &str, xml: &str) -> (bool, String) {
+    use std::io::Write;
+    require_program("/usr/bin/xmllint");
+    let mut child = Command::new("xmllint")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xmllint");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(xml.as_bytes())
+        .expect("write to xmllint");
+    let out = child.wait_with_output().expect("xmllint");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Validate meta-data as ocf-tester does (DTD) and as pcs does (OCF 1.1 RelaxNG).
+pub fn validate_metadata(xml: &str) -> Result<(), String> {
+    require_program("/usr/share/resource-agents/ra-api-1.dtd");
+    require_program("/usr/share/pcs/data/ocf-1.1.rng");
+    let (ok, out) = xmllint(
+        &["--noout", "--valid", "-"],
+        "/usr/share/resource-agents",
+        xml,
+    );
+    if !ok {
+        return Err(format!("ra-api-1.dtd rejects it:\n{out}"));
+    }
+    let (ok, out) = xmllint(
+        &["--noout", "--relaxng", "/usr/share/pcs/data/ocf-1.1.rng", "-"],
+        "/",
+        xml,
+    );
+    if !ok {
+        return Err(format!("ocf-1.1.rng rejects it:\n{out}"));
+    }
+    Ok(())
+}
+
+/// The whole meta-data check of one agent: `meta-data` exits 0 with no parameters, prints
+/// exactly the checked-in file, and both validators accept it. `CLOUDHA_BLESS=1` rewrites the
+/// checked-in file from the binary (then review the diff).
+pub fn check_metadata(agent: &str) {
+    let run = run_agent(&agent_bin(agent), "meta-data", &[], None);
+    assert_eq!(run.code, 0, "meta-data failed: {}", run.stderr);
+    let file = checked_in_metadata(agent);
+    if std::env::var_os("CLOUDHA_BLESS").is_some() {
+        std::fs::write(&file, &run.stdout).expect("write metadata-xml");
+    }
+    let expected = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (CLOUDHA_BLESS=1 writes it)", file.display()));
+    assert!(
+        run.stdout == expected,
+        "{agent} meta-data differs from {}; if the change is intended, rerun with CLOUDHA_BLESS=1 and commit the file",
+        file.display()
+    );
+    if let Err(e) = validate_metadata(&run.stdout) {
+        panic!("{agent} meta-data: {e}");
+    }
+}
+
+/// An installed copy of the agents, made by the Makefile's `install-files` target from the
+/// binaries of this build, in a temporary root whose every directory is world-executable
+/// (ocf-tester runs meta-data as `nobody`). Removed on drop.
+pub struct Installed {
+    root: tempfile::TempDir,
+}
+
+impl Installed {
+    pub fn new() -> Installed {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::Builder::new()
+            .prefix("cloudha-install-")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        sh(Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(workspace_root())
+            .arg("install-files")
+            .arg(format!("DESTDIR={}", root.path().display()))
+            .arg(format!("BUILT={}", bin_dir().display())));
+        Installed { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// `<root>/usr/lib/ocf/resource.d/<provider>/<agent>`.
+    pub fn agent(&self, provider: &str, agent: &str) -> PathBuf {
+        self.root
+            .path()
+            .join("usr/lib/ocf/resource.d")
+            .join(provider)
+            .join(agent)
+    }
+}
+
+impl Default for Installed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Run `ocf-tester -n <name> -o k=v… <agent>`; returns (passed, output). Set `netns` to run the
+/// agent's actions inside a namespace.
+pub fn ocf_tester(agent: &Path, name: &str, params: &[(&str, &str)], netns: Option<&Netns>) -> (bool, String) {
+    require_program("/usr/sbin/ocf-tester");
+    let mut c = match netns {
+        Some(ns) => ns.command("/usr/sbin/ocf-tester"),
+        None => Command::new("/usr/sbin/ocf-tester"),
+    };
+    c.arg("-n").arg(name);
+    for (k, v) in params {
+        c.arg("-o").arg(format!("{k}={v}"));
+    }
+    c.arg(agent);
+    let out = c.output().expect("ocf-tester");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.contains("passed all tests"), text)
+}
