@@ -3,6 +3,9 @@
 //! Fakes of cloud APIs live beside these (see `fakecloud` once present). Tests here need root
 //! and the packages `.ci/run` installs: they fail loudly, never skip, when those are missing.
 
+pub mod cluster;
+pub mod fakecloud;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
