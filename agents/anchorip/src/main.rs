@@ -1,1 +1,375 @@
-fn main() {}
+//! `anchorip`: keep an IP address on a local interface, for HAProxy to bind to: the DigitalOcean
+//! anchor IP on eth0, or a shared IP on `lo` (Exoscale, Linode). Cloned on every balancer.
+
+mod anchor;
+mod arp;
+mod netlink;
+
+use anchor::{instance_fallback, Anchor, IpChoice, Started, Wanted};
+use cloudha_common::agent::{Agent, Context, Status};
+use cloudha_common::{ActionSpec, AgentSpec, InstanceState, OcfError, OcfResult, ParamSpec};
+use netlink::{Link, Rtnl};
+use std::io;
+use std::net::IpAddr;
+
+static SPEC: AgentSpec = AgentSpec {
+    name: "anchorip",
+    version: env!("CARGO_PKG_VERSION"),
+    shortdesc:
+        "An IP address on a local interface (the DigitalOcean anchor IP, or a shared IP on lo)",
+    longdesc: "Puts an IPv4 or IPv6 address on a local interface and keeps it there, for a load \
+balancer to bind to. On DigitalOcean the traffic of a floating (reserved) IP arrives on the \
+droplet's anchor IP, a private address on eth0: ip=auto reads it from the metadata service. On \
+Exoscale and Linode a shared IP must sit on lo as /32 (IPv6: a /64 or /56 range). Clone it on \
+every balancer and order HAProxy after it. Stop removes only an address that this agent added: \
+an address the system configured (as cloud-init does for the anchor IP) stays.",
+    params: &[
+        ParamSpec::string("ip")
+            .required()
+            .unique()
+            .short("IPv4 or IPv6 address, or auto")
+            .long(
+                "The address to keep on the interface, IPv4 (10.17.1.18) or IPv6 \
+(2001:db8::7). 'auto' reads the droplet's anchor IP and its netmask from the DigitalOcean \
+metadata service (interfaces/public/0/anchor_ipv4/address and .../netmask).",
+            ),
+        ParamSpec::string("cidr_netmask")
+            .short("prefix length")
+            .long(
+                "The prefix length of the address (24, or /24; for IPv4 also a dotted \
+netmask such as 255.255.0.0). Default: 32 for IPv4 and 128 for IPv6; with ip=auto the netmask \
+the metadata service gives.",
+            ),
+        ParamSpec::string("nic").short("interface").long(
+            "The interface that holds the address. Default: lo for an explicit ip, \
+eth0 for ip=auto. It must exist on the node (else the node cannot run the resource: 5).",
+        ),
+        ParamSpec::string("metadata_url")
+            .default(cloudha_common::http::DEFAULT_METADATA_URL)
+            .short("metadata service")
+            .long("The base URL of the DigitalOcean metadata service, read when ip=auto."),
+        ParamSpec::integer("arp_count")
+            .default("3")
+            .short("gratuitous ARP count")
+            .long(
+                "How many gratuitous ARP announcements start sends, 100 ms apart, for an \
+IPv4 address on an interface that speaks ARP (never on lo), so that neighbours update their \
+caches at once. 0 sends none.",
+            ),
+    ],
+    actions: &[
+        ActionSpec::new("start", 20),
+        ActionSpec::new("stop", 20),
+        ActionSpec::new("monitor", 20).interval(10).depth(0),
+        ActionSpec::new("validate-all", 20),
+        ActionSpec::new("meta-data", 5),
+    ],
+};
+
+struct AnchorIp;
+
+/// An rtnetlink failure as an OCF error: a permission problem is 4, anything else 1.
+fn netlink_error(what: &str, e: io::Error) -> OcfError {
+    let reason = format!("{what}: {e}");
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => OcfError::perm(reason),
+        _ => OcfError::generic(reason),
+    }
+}
+
+fn open_netlink(ctx: &Context) -> OcfResult<Rtnl> {
+    Rtnl::open(&ctx.deadline).map_err(|e| netlink_error("cannot open a route netlink socket", e))
+}
+
+/// The interface named by `nic`; 5 when this node has none.
+fn require_link(nl: &mut Rtnl, nic: &str) -> OcfResult<Link> {
+    nl.link(nic)
+        .map_err(|e| netlink_error(&format!("cannot read interface '{nic}'"), e))?
+        .ok_or_else(|| {
+            OcfError::installed(format!(
+                "parameter 'nic': interface '{nic}' does not exist on this node"
+            ))
+        })
+}
+
+/// The start record of this instance in this boot, if any.
+fn read_started(ctx: &Context, state: &InstanceState) -> OcfResult<Option<Started>> {
+    Ok(match state.read(Started::RECORD)? {
+        None => None,
+        Some(text) => {
+            let started = Started::from_record(&text);
+            if started.is_none() {
+                ctx.log.warn(format!(
+                    "ignoring an unreadable state record {}",
+                    state.path(Started::RECORD).display()
+                ));
+            }
+            started
+        }
+    })
+}
+
+/// Whether `anchor`'s address is on its interface now (with any prefix), and that interface.
+fn find(nl: &mut Rtnl, anchor: &Anchor) -> OcfResult<(Option<Link>, bool)> {
+    let Some(link) = nl
+        .link(&anchor.nic)
+        .map_err(|e| netlink_error(&format!("cannot read interface '{}'", anchor.nic), e))?
+    else {
+        return Ok((None, false));
+    };
+    let present = nl
+        .find(link.index, anchor.addr.addr)
+        .map_err(|e| netlink_error(&format!("cannot read the addresses of '{}'", anchor.nic), e))?
+        .is_some();
+    Ok((Some(link), present))
+}
+
+impl AnchorIp {
+    /// Words for a monitor of an instance that was not started here: what the parameters would
+    /// find, when they can be read without asking anyone.
+    fn describe_unstarted(&self, ctx: &Context) -> String {
+        let not_started = "anchorip has not started an address here";
+        let Ok(wanted) = Wanted::from_params(&ctx.params) else {
+            return not_started.to_string();
+        };
+        if wanted.ip == IpChoice::Auto {
+            return format!("{not_started} (ip=auto on {})", wanted.nic);
+        }
+        let Ok(anchor) = wanted.resolve(&ctx.deadline) else {
+            return not_started.to_string();
+        };
+        let Ok(mut nl) = open_netlink(ctx) else {
+            return not_started.to_string();
+        };
+        match find(&mut nl, &anchor) {
+            Ok((None, _)) => format!("{anchor} is not on {}: no such interface", anchor.nic),
+            Ok((Some(_), false)) => format!("{anchor} is not on {}", anchor.nic),
+            Ok((Some(_), true)) => format!(
+                "{} is on {}, but anchorip has not started it here (it was there already)",
+                anchor.addr.addr, anchor.nic
+            ),
+            Err(_) => not_started.to_string(),
+        }
+    }
+
+    fn announce(&self, ctx: &Context, link: &Link, anchor: &Anchor, count: u32) {
+        let IpAddr::V4(v4) = anchor.addr.addr else {
+            return;
+        };
+        if count == 0 || link.loopback || link.noarp {
+            return;
+        }
+        let Some(mac) = link.mac else {
+            ctx.log.warn(format!(
+                "{} has no Ethernet address: no gratuitous ARP for {anchor}",
+                link.name
+            ));
+            return;
+        };
+        // The address is up either way; neighbours learn it later if the announcement fails.
+        match arp::announce(link.index, mac, v4, count, &ctx.deadline) {
+            Ok(n) => ctx.log.info(format!(
+                "sent {n} gratuitous ARP announcement(s) of {v4} on {}",
+                link.name
+            )),
+            Err(e) => ctx.log.warn(format!(
+                "gratuitous ARP of {v4} on {} failed: {e}",
+                link.name
+            )),
+        }
+    }
+}
+
+impl Agent for AnchorIp {
+    fn spec(&self) -> &'static AgentSpec {
+        &SPEC
+    }
+
+    fn start(&self, ctx: &Context) -> OcfResult<Status> {
+        let wanted = Wanted::from_params(&ctx.params)?;
+        let mut nl = open_netlink(ctx)?;
+        let link = require_link(&mut nl, &wanted.nic)?;
+        let anchor = wanted.resolve(&ctx.deadline)?;
+        let state = ctx.state(&instance_fallback(&ctx.params));
+        let _lock = state.lock(&ctx.deadline)?;
+        let previous = read_started(ctx, &state)?;
+        if let Some(p) = previous.as_ref().filter(|p| p.anchor != anchor) {
+            ctx.log.warn(format!(
+                "this instance last started {} on {}; now starting {anchor} on {}",
+                p.anchor, p.anchor.nic, anchor.nic
+            ));
+        }
+        let existing = nl.find(link.index, anchor.addr.addr).map_err(|e| {
+            netlink_error(&format!("cannot read the addresses of '{}'", link.name), e)
+        })?;
+        let message = match existing {
+            Some(found) => {
+                // Ours if a start of this instance added it; otherwise the system's, left alone.
+                let added = previous
+                    .as_ref()
+                    .is_some_and(|p| p.added && p.anchor.addr.addr == anchor.addr.addr);
+                if found.prefix != anchor.addr.prefix {
+                    ctx.log.warn(format!(
+                        "{} is on {} as /{}, not /{}: left as it is",
+                        anchor.addr.addr, link.name, found.prefix, anchor.addr.prefix
+                    ));
+                }
+                let record = Started {
+                    anchor: Anchor {
+                        addr: found,
+                        nic: anchor.nic.clone(),
+                    },
+                    added,
+                };
+                state.write(Started::RECORD, &record.to_record())?;
+                if added {
+                    format!("{} is on {} (added by anchorip)", record.anchor, link.name)
+                } else {
+                    format!(
+                        "{} is on {} (it was there already: stop leaves it)",
+                        record.anchor, link.name
+                    )
+                }
+            }
+            None => {
+                // Record the intent first: if we are killed right after the kernel adds the
+                // address, the stop that follows still knows to remove it.
+                let record = Started {
+                    anchor: anchor.clone(),
+                    added: true,
+                };
+                state.write(Started::RECORD, &record.to_record())?;
+                match nl.add(link.index, anchor.addr) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => {
+                        let _ = state.remove(Started::RECORD);
+                        return Err(netlink_error(
+                            &format!("cannot add {anchor} to {}", link.name),
+                            e,
+                        ));
+                    }
+                }
+                let present = nl.find(link.index, anchor.addr.addr).map_err(|e| {
+                    netlink_error(&format!("cannot read the addresses of '{}'", link.name), e)
+                })?;
+                if present.is_none() {
+                    let _ = state.remove(Started::RECORD);
+                    return Err(OcfError::generic(format!(
+                        "{anchor} was added to {} but is not there",
+                        link.name
+                    )));
+                }
+                ctx.log.info(format!("added {anchor} to {}", link.name));
+                format!("{anchor} is on {} (added by anchorip)", link.name)
+            }
+        };
+        self.announce(ctx, &link, &anchor, wanted.arp_count);
+        Ok(Status::ok(message))
+    }
+
+    fn stop(&self, ctx: &Context) -> OcfResult<Status> {
+        // Everything needed is in the start record: no parameter is required (a stop with
+        // nothing to stop succeeds), and ip=auto needs no metadata service here.
+        let state = ctx.state(&instance_fallback(&ctx.params));
+        let _lock = state.lock(&ctx.deadline)?;
+        let Some(started) = read_started(ctx, &state)? else {
+            return Ok(Status::ok(
+                "nothing to stop: anchorip has not started an address here",
+            ));
+        };
+        let anchor = &started.anchor;
+        if !started.added {
+            state.remove(Started::RECORD)?;
+            ctx.log.info(format!(
+                "left {anchor} on {}: it was there before start",
+                anchor.nic
+            ));
+            return Ok(Status::ok(format!(
+                "stopped; {anchor} stays on {}: anchorip did not add it",
+                anchor.nic
+            )));
+        }
+        let mut nl = open_netlink(ctx)?;
+        let (link, present) = find(&mut nl, anchor)?;
+        if let (Some(link), true) = (link, present) {
+            match nl.delete(link.index, anchor.addr) {
+                Ok(()) => {}
+                // Gone already (removed by someone else, or with its interface).
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)
+                    ) => {}
+                Err(e) => {
+                    return Err(netlink_error(
+                        &format!("cannot remove {anchor} from {}", anchor.nic),
+                        e,
+                    ))
+                }
+            }
+            if find(&mut nl, anchor)?.1 {
+                return Err(OcfError::generic(format!(
+                    "{anchor} is still on {} after its removal",
+                    anchor.nic
+                )));
+            }
+            ctx.log
+                .info(format!("removed {anchor} from {}", anchor.nic));
+        }
+        state.remove(Started::RECORD)?;
+        Ok(Status::ok(format!("{anchor} is not on {}", anchor.nic)))
+    }
+
+    fn monitor(&self, ctx: &Context) -> OcfResult<Status> {
+        // Running means: started by this instance in this boot (the record carries the boot id)
+        // and the address is there. An address the system configured is not "running" before a
+        // start or after a stop, so a probe after a reboot answers 7 and Pacemaker starts us.
+        let state = ctx.state(&instance_fallback(&ctx.params));
+        let Some(started) = read_started(ctx, &state)? else {
+            return Ok(Status::not_running(self.describe_unstarted(ctx)));
+        };
+        let anchor = &started.anchor;
+        let mut nl = open_netlink(ctx)?;
+        let (link, present) = find(&mut nl, anchor)?;
+        if present {
+            return Ok(Status::ok(format!("{anchor} is on {}", anchor.nic)));
+        }
+        let why = match link {
+            None => format!("{anchor} is not on {}: the interface is gone", anchor.nic),
+            Some(_) => format!(
+                "{anchor} is not on {} any more: it was removed behind the cluster's back",
+                anchor.nic
+            ),
+        };
+        if ctx.is_probe() {
+            Ok(Status::not_running(why))
+        } else {
+            Err(OcfError::generic(why))
+        }
+    }
+
+    fn validate(&self, ctx: &Context) -> OcfResult<Status> {
+        let wanted = Wanted::from_params(&ctx.params)?;
+        let what = match wanted.ip {
+            IpChoice::Auto => "ip=auto".to_string(),
+            IpChoice::Explicit(a) => a.to_string(),
+        };
+        if ctx.check_level() >= 10 {
+            let mut nl = open_netlink(ctx)?;
+            require_link(&mut nl, &wanted.nic)?;
+            return Ok(Status::ok(format!(
+                "parameters are valid and interface {} exists for {what}",
+                wanted.nic
+            )));
+        }
+        Ok(Status::ok(format!(
+            "parameters are valid ({what} on {})",
+            wanted.nic
+        )))
+    }
+}
+
+fn main() {
+    cloudha_common::agent::main(&AnchorIp)
+}

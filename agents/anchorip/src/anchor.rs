@@ -1,0 +1,412 @@
+//! What the parameters ask for (an address, its prefix, an interface), checked without touching
+//! the system, and resolved (`ip=auto`: the DigitalOcean metadata service) when an action needs it.
+//! Also the record of what a start did, kept in the instance state.
+
+use crate::netlink::IfAddr;
+use cloudha_common::http::MetadataService;
+use cloudha_common::url::HttpUrl;
+use cloudha_common::{Deadline, OcfError, OcfResult, Params};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Where the anchor IP and its netmask live under the metadata service's base URL.
+pub const ANCHOR_ADDRESS_PATH: &str = "interfaces/public/0/anchor_ipv4/address";
+pub const ANCHOR_NETMASK_PATH: &str = "interfaces/public/0/anchor_ipv4/netmask";
+
+/// The `ip` parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpChoice {
+    Explicit(IpAddr),
+    /// Ask the metadata service for the droplet's anchor IP.
+    Auto,
+}
+
+/// The parameters, checked for consistency (validate-all level 0). No I/O.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub ip: IpChoice,
+    /// `cidr_netmask` when given.
+    pub prefix: Option<u8>,
+    pub nic: String,
+    pub arp_count: u32,
+    pub metadata_url: String,
+}
+
+/// An address on an interface: what a start puts in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    pub addr: IfAddr,
+    pub nic: String,
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr.addr, self.addr.prefix)
+    }
+}
+
+/// The name the state and the lock go by when no cluster names the instance (a person running
+/// the agent by hand): the same parameters find the same state.
+pub fn instance_fallback(params: &Params) -> String {
+    let ip = params.get("ip").unwrap_or("unset");
+    let nic = params
+        .get("nic")
+        .unwrap_or(if ip == "auto" { "eth0" } else { "lo" });
+    format!("{ip}@{nic}")
+}
+
+/// Parse the `ip` parameter.
+pub fn parse_ip(value: &str) -> OcfResult<IpChoice> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("auto") {
+        return Ok(IpChoice::Auto);
+    }
+    let addr: IpAddr = value.parse().map_err(|_| {
+        OcfError::configured(format!(
+            "parameter 'ip': '{value}' is not an IPv4 or IPv6 address (nor 'auto')"
+        ))
+    })?;
+    let unusable = match addr {
+        IpAddr::V4(v4) => {
+            if v4.is_unspecified() {
+                Some("the unspecified address")
+            } else if v4.is_multicast() {
+                Some("a multicast address")
+            } else if v4.is_broadcast() {
+                Some("the broadcast address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if v6.is_unspecified() {
+                Some("the unspecified address")
+            } else if v6.is_multicast() {
+                Some("a multicast address")
+            } else {
+                None
+            }
+        }
+    };
+    match unusable {
+        Some(what) => Err(OcfError::configured(format!(
+            "parameter 'ip': '{value}' is {what}, which an interface cannot hold"
+        ))),
+        None => Ok(IpChoice::Explicit(addr)),
+    }
+}
+
+/// The prefix length of a dotted IPv4 netmask (255.255.0.0 is 16); None when not contiguous.
+pub fn netmask_prefix(mask: Ipv4Addr) -> Option<u8> {
+    let bits = u32::from(mask);
+    let ones = bits.leading_ones();
+    if bits.checked_shl(ones).unwrap_or(0) == 0 {
+        Some(ones as u8)
+    } else {
+        None
+    }
+}
+
+/// Parse `cidr_netmask`: a prefix length (`24` or `/24`), or for IPv4 a dotted netmask.
+/// `v6` says which family's range applies (1-32 or 1-128; /0 would claim every address).
+pub fn parse_prefix(value: &str, v6: bool) -> OcfResult<u8> {
+    let value = value.trim();
+    let digits = value.strip_prefix('/').unwrap_or(value);
+    let max = if v6 { 128 } else { 32 };
+    let prefix = if let Ok(n) = digits.parse::<u32>() {
+        n
+    } else if let (false, Ok(mask)) = (v6, value.parse::<Ipv4Addr>()) {
+        match netmask_prefix(mask) {
+            Some(p) => u32::from(p),
+            None => {
+                return Err(OcfError::configured(format!(
+                    "parameter 'cidr_netmask': '{value}' is not a valid netmask (its ones are not contiguous)"
+                )))
+            }
+        }
+    } else {
+        return Err(OcfError::configured(format!(
+            "parameter 'cidr_netmask': '{value}' is not a prefix length (1-{max})"
+        )));
+    };
+    if prefix == 0 || prefix > max {
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        return Err(OcfError::configured(format!(
+            "parameter 'cidr_netmask': {prefix} is out of range for an {family} address (1-{max})"
+        )));
+    }
+    Ok(prefix as u8)
+}
+
+/// Interface names as the kernel accepts them: 1-15 bytes, no '/', ':' or whitespace.
+pub fn check_nic(name: &str) -> OcfResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err(OcfError::configured(format!(
+            "parameter 'nic': '{name}' is not a valid interface name"
+        )))
+    }
+}
+
+impl Wanted {
+    /// Everything the parameters say, checked for consistency. A wrong value is wrong on every
+    /// node: 6, naming the parameter.
+    pub fn from_params(params: &Params) -> OcfResult<Wanted> {
+        params.check_types()?;
+        let ip = parse_ip(params.require("ip")?)?;
+        let prefix = match (params.get("cidr_netmask"), ip) {
+            (None, _) => None,
+            (Some(v), IpChoice::Explicit(a)) => Some(parse_prefix(v, a.is_ipv6())?),
+            // The anchor IP is IPv4.
+            (Some(v), IpChoice::Auto) => Some(parse_prefix(v, false)?),
+        };
+        let nic = match params.get("nic") {
+            Some(n) => n.trim().to_string(),
+            None if ip == IpChoice::Auto => "eth0".to_string(),
+            None => "lo".to_string(),
+        };
+        check_nic(&nic)?;
+        let arp_count = params.integer("arp_count")?.unwrap_or(0);
+        let arp_count = u32::try_from(arp_count)
+            .ok()
+            .filter(|n| *n <= 100)
+            .ok_or_else(|| {
+                OcfError::configured(format!(
+                    "parameter 'arp_count': {arp_count} is out of range (0-100; 0 sends none)"
+                ))
+            })?;
+        let metadata_url = params
+            .get("metadata_url")
+            .unwrap_or(cloudha_common::http::DEFAULT_METADATA_URL)
+            .trim()
+            .to_string();
+        if let Err(e) = HttpUrl::parse(&metadata_url) {
+            return Err(OcfError::configured(format!(
+                "parameter 'metadata_url': '{metadata_url}' {e}"
+            )));
+        }
+        Ok(Wanted {
+            ip,
+            prefix,
+            nic,
+            arp_count,
+            metadata_url,
+        })
+    }
+
+    /// The address to put in place. For `ip=auto` this reads the metadata service, retrying
+    /// until `deadline`: a service that does not answer is a failure here (1), never a
+    /// configuration error; a droplet without an anchor IP lacks something on this node (5).
+    pub fn resolve(&self, deadline: &Deadline) -> OcfResult<Anchor> {
+        let (addr, prefix) = match self.ip {
+            IpChoice::Explicit(a) => (a, self.prefix.unwrap_or(if a.is_ipv6() { 128 } else { 32 })),
+            IpChoice::Auto => {
+                let service = MetadataService::new(&self.metadata_url);
+                let addr = self.read_v4(&service, ANCHOR_ADDRESS_PATH, deadline)?;
+                let prefix = match self.prefix {
+                    Some(p) => p,
+                    None => {
+                        let mask = self.read_v4(&service, ANCHOR_NETMASK_PATH, deadline)?;
+                        netmask_prefix(mask)
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| {
+                                OcfError::generic(format!(
+                                    "parameter 'ip' is 'auto', but the metadata service answered '{mask}' at {}, which is not a netmask",
+                                    service.url(ANCHOR_NETMASK_PATH)
+                                ))
+                            })?
+                    }
+                };
+                (IpAddr::V4(addr), prefix)
+            }
+        };
+        Ok(Anchor {
+            addr: IfAddr { addr, prefix },
+            nic: self.nic.clone(),
+        })
+    }
+
+    fn read_v4(
+        &self,
+        service: &MetadataService,
+        path: &str,
+        deadline: &Deadline,
+    ) -> OcfResult<Ipv4Addr> {
+        let url = service.url(path);
+        match service.get_retrying(path, deadline) {
+            Ok(Some(text)) => text.trim().parse::<Ipv4Addr>().map_err(|_| {
+                OcfError::generic(format!(
+                    "parameter 'ip' is 'auto', but the metadata service answered '{}' at {url}, which is not an IPv4 address",
+                    text.chars().take(40).collect::<String>()
+                ))
+            }),
+            Ok(None) => Err(OcfError::installed(format!(
+                "parameter 'ip' is 'auto', but this droplet has no anchor IP ({url} answered 404; droplets made before October 2015 and custom images have none): set 'ip' to the address"
+            ))),
+            Err(e) => Err(OcfError::generic(format!(
+                "parameter 'ip' is 'auto', but the metadata service could not be read before the timeout: {}",
+                e.detail
+            ) + &format!(" ({url})"))),
+        }
+    }
+}
+
+/// What a start did, remembered until the stop: the address, where, and whether this agent
+/// added it (an address that was there before is never removed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    pub anchor: Anchor,
+    pub added: bool,
+}
+
+impl Started {
+    pub const RECORD: &'static str = "started";
+
+    pub fn to_record(&self) -> String {
+        format!(
+            "address={}\nnic={}\nadded={}\n",
+            self.anchor,
+            self.anchor.nic,
+            if self.added { "yes" } else { "no" }
+        )
+    }
+
+    pub fn from_record(text: &str) -> Option<Started> {
+        let mut address = None;
+        let mut nic = None;
+        let mut added = None;
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("address", v)) => address = Some(v),
+                Some(("nic", v)) => nic = Some(v),
+                Some(("added", v)) => added = Some(v == "yes"),
+                _ => {}
+            }
+        }
+        let (addr, prefix) = address?.split_once('/')?;
+        Some(Started {
+            anchor: Anchor {
+                addr: IfAddr {
+                    addr: addr.parse().ok()?,
+                    prefix: prefix.parse().ok()?,
+                },
+                nic: nic?.to_string(),
+            },
+            added: added?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloudha_common::OcfCode;
+
+    #[test]
+    fn ip_accepts_both_families_and_auto() {
+        assert_eq!(
+            parse_ip("10.17.1.18").unwrap(),
+            IpChoice::Explicit("10.17.1.18".parse().unwrap())
+        );
+        assert_eq!(
+            parse_ip("2001:db8::7").unwrap(),
+            IpChoice::Explicit("2001:db8::7".parse().unwrap())
+        );
+        assert_eq!(parse_ip("AUTO").unwrap(), IpChoice::Auto);
+    }
+
+    #[test]
+    fn malformed_ip_is_6_naming_the_parameter() {
+        let e = parse_ip("10.1.2").unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert_eq!(
+            e.reason,
+            "parameter 'ip': '10.1.2' is not an IPv4 or IPv6 address (nor 'auto')"
+        );
+        for bad in ["0.0.0.0", "::", "224.0.0.1", "ff02::1", "255.255.255.255"] {
+            assert_eq!(
+                parse_ip(bad).unwrap_err().code,
+                OcfCode::ErrConfigured,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn prefixes_in_every_spelling() {
+        assert_eq!(parse_prefix("24", false).unwrap(), 24);
+        assert_eq!(parse_prefix("/16", false).unwrap(), 16);
+        assert_eq!(parse_prefix("255.255.0.0", false).unwrap(), 16);
+        assert_eq!(parse_prefix("64", true).unwrap(), 64);
+        assert_eq!(parse_prefix("128", true).unwrap(), 128);
+    }
+
+    #[test]
+    fn prefixes_out_of_range_are_6() {
+        let e = parse_prefix("33", false).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert_eq!(
+            e.reason,
+            "parameter 'cidr_netmask': 33 is out of range for an IPv4 address (1-32)"
+        );
+        assert!(parse_prefix("129", true).is_err());
+        assert!(parse_prefix("0", false).is_err());
+        assert!(parse_prefix("255.0.255.0", false)
+            .unwrap_err()
+            .reason
+            .contains("not contiguous"));
+        assert!(parse_prefix("255.255.0.0", true).is_err());
+        assert!(parse_prefix("wide", false)
+            .unwrap_err()
+            .reason
+            .starts_with("parameter 'cidr_netmask': 'wide'"));
+    }
+
+    #[test]
+    fn netmasks() {
+        assert_eq!(netmask_prefix("255.255.0.0".parse().unwrap()), Some(16));
+        assert_eq!(netmask_prefix("255.255.255.255".parse().unwrap()), Some(32));
+        assert_eq!(netmask_prefix("0.0.0.0".parse().unwrap()), Some(0));
+        assert_eq!(netmask_prefix("255.0.255.0".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn nic_names() {
+        assert!(check_nic("eth0").is_ok());
+        assert!(check_nic("a-very-long-name").is_err());
+        assert!(check_nic("eth0/x").is_err());
+        assert!(check_nic("").is_err());
+        assert_eq!(
+            check_nic("eth 0").unwrap_err().reason,
+            "parameter 'nic': 'eth 0' is not a valid interface name"
+        );
+    }
+
+    #[test]
+    fn record_round_trip() {
+        let s = Started {
+            anchor: Anchor {
+                addr: IfAddr {
+                    addr: "2001:db8::7".parse().unwrap(),
+                    prefix: 64,
+                },
+                nic: "eth0".into(),
+            },
+            added: true,
+        };
+        assert_eq!(
+            s.to_record(),
+            "address=2001:db8::7/64\nnic=eth0\nadded=yes\n"
+        );
+        assert_eq!(Started::from_record(&s.to_record()), Some(s));
+        assert_eq!(Started::from_record("garbage"), None);
+    }
+}

@@ -1,0 +1,339 @@
+//! The kernel's addresses read and changed over rtnetlink: one synchronous socket, one request at a
+//! time, every wait bounded by the action's deadline. No `ip` binary, no async runtime.
+
+use cloudha_common::Deadline;
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+/// An interface as far as this agent cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// `lo`, or anything else of the loopback kind: no ARP there, /32 and /128 by default.
+    pub loopback: bool,
+    /// IFF_NOARP: the interface does not speak ARP (a tunnel, say).
+    pub noarp: bool,
+    /// The hardware address, for the sender field of a gratuitous ARP.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// One address on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IfAddr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+/// A route netlink socket, bound and connected to the kernel.
+pub struct Rtnl {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+    deadline: Deadline,
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the kernel did not answer on netlink before the action's timeout",
+    )
+}
+
+impl Rtnl {
+    pub fn open(deadline: &Deadline) -> io::Result<Rtnl> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        Ok(Rtnl {
+            socket,
+            seq: 0,
+            buf: Vec::with_capacity(64 * 1024),
+            deadline: *deadline,
+        })
+    }
+
+    /// Bound the next receive by the time the action has left (the kernel answers in
+    /// microseconds; this only matters if something is badly wrong).
+    fn arm_timeout(&self) -> io::Result<()> {
+        let left = self.deadline.remaining();
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        let left = left.max(Duration::from_millis(1));
+        let tv = libc::timeval {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_usec: left.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: a valid fd and a timeval of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Send one request and collect the answers to it: the messages of a dump up to its end, or
+    /// the acknowledgement of a change. A kernel error comes back as an `io::Error` with its errno.
+    fn request(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = seq;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
+        packet.finalize();
+        let mut out = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut out);
+        self.socket.send(&out, 0)?;
+
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut answers = Vec::new();
+        loop {
+            self.arm_timeout()?;
+            self.buf.clear();
+            match self.socket.recv(&mut self.buf, 0) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(timed_out())
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let mut offset = 0;
+            while offset < self.buf.len() {
+                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..])
+                    .map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("undecodable netlink answer: {e}"),
+                    )
+                })?;
+                let len = msg.header.length as usize;
+                if msg.header.sequence_number == seq {
+                    match msg.payload {
+                        NetlinkPayload::Done(_) => return Ok(answers),
+                        NetlinkPayload::Error(e) => {
+                            return match e.code {
+                                // An acknowledgement: the change is done.
+                                None => Ok(answers),
+                                Some(_) => Err(e.to_io()),
+                            };
+                        }
+                        NetlinkPayload::InnerMessage(m) => {
+                            answers.push(m);
+                            if !dump && flags & NLM_F_ACK == 0 {
+                                return Ok(answers);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if len == 0 {
+                    break;
+                }
+                offset += len;
+            }
+        }
+    }
+
+    /// The interface called `name`, or None when this node has none.
+    pub fn link(&mut self, name: &str) -> io::Result<Option<Link>> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        let answers = match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(a) => a,
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        for answer in answers {
+            if let RouteNetlinkMessage::NewLink(link) = answer {
+                let mut found = Link {
+                    index: link.header.index,
+                    name: name.to_string(),
+                    loopback: link.header.flags.contains(LinkFlags::Loopback)
+                        || link.header.link_layer_type == LinkLayerType::Loopback,
+                    noarp: link.header.flags.contains(LinkFlags::Noarp),
+                    mac: None,
+                };
+                for attr in link.attributes {
+                    match attr {
+                        LinkAttribute::Address(a) if a.len() == 6 => {
+                            let mut mac = [0u8; 6];
+                            mac.copy_from_slice(&a);
+                            found.mac = Some(mac);
+                        }
+                        LinkAttribute::IfName(n) => found.name = n,
+                        _ => {}
+                    }
+                }
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The addresses of the family of `like` on the interface `index`.
+    pub fn addresses(&mut self, index: u32, like: IpAddr) -> io::Result<Vec<IfAddr>> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = family(like);
+        msg.header.index = index;
+        let answers = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
+        let mut found = Vec::new();
+        for answer in answers {
+            let RouteNetlinkMessage::NewAddress(a) = answer else {
+                continue;
+            };
+            if a.header.index != index {
+                continue;
+            }
+            // IPv4 keeps the interface's own address in IFA_LOCAL (IFA_ADDRESS is the peer of a
+            // point-to-point link); IPv6 has only IFA_ADDRESS.
+            let mut local = None;
+            let mut address = None;
+            for attr in &a.attributes {
+                match attr {
+                    AddressAttribute::Local(ip) => local = Some(*ip),
+                    AddressAttribute::Address(ip) => address = Some(*ip),
+                    _ => {}
+                }
+            }
+            if let Some(addr) = local.or(address) {
+                found.push(IfAddr {
+                    addr,
+                    prefix: a.header.prefix_len,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// The address `addr` on interface `index`, whatever its prefix.
+    pub fn find(&mut self, index: u32, addr: IpAddr) -> io::Result<Option<IfAddr>> {
+        Ok(self
+            .addresses(index, addr)?
+            .into_iter()
+            .find(|a| a.addr == addr))
+    }
+
+    fn address_message(index: u32, a: IfAddr) -> AddressMessage {
+        let mut msg = AddressMessage::default();
+        msg.header.family = family(a.addr);
+        msg.header.prefix_len = a.prefix;
+        msg.header.index = index;
+        msg.header.scope = AddressScope::Universe;
+        match a.addr {
+            IpAddr::V4(v4) => {
+                msg.attributes.push(AddressAttribute::Local(a.addr));
+                msg.attributes.push(AddressAttribute::Address(a.addr));
+                if let Some(brd) = broadcast(v4, a.prefix) {
+                    msg.attributes.push(AddressAttribute::Broadcast(brd));
+                }
+            }
+            IpAddr::V6(_) => {
+                // NODAD: without it the address stays "tentative" for a second or more while
+                // duplicate address detection runs, and HAProxy, started right after us, could
+                // not bind it. The address is ours by configuration (the cluster guarantees one
+                // holder), so there is nothing for DAD to find.
+                msg.header.flags = AddressHeaderFlags::Nodad;
+                msg.attributes.push(AddressAttribute::Address(a.addr));
+                msg.attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
+        }
+        msg
+    }
+
+    /// Add `a` to interface `index`. Fails with EEXIST when it is there already.
+    pub fn add(&mut self, index: u32, a: IfAddr) -> io::Result<()> {
+        let msg = Self::address_message(index, a);
+        self.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(|_| ())
+    }
+
+    /// Remove `a` from interface `index`. Fails with EADDRNOTAVAIL when it is not there.
+    pub fn delete(&mut self, index: u32, a: IfAddr) -> io::Result<()> {
+        let msg = Self::address_message(index, a);
+        self.request(RouteNetlinkMessage::DelAddress(msg), NLM_F_ACK)
+            .map(|_| ())
+    }
+}
+
+fn family(addr: IpAddr) -> AddressFamily {
+    match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+/// The broadcast address `ip addr add … brd +` would set; none for /31 and /32.
+pub fn broadcast(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
+    if prefix >= 31 {
+        return None;
+    }
+    let host_bits = u32::MAX >> prefix;
+    Some(Ipv4Addr::from(u32::from(addr) | host_bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_as_ip_computes_it() {
+        let a: Ipv4Addr = "10.17.0.5".parse().unwrap();
+        assert_eq!(broadcast(a, 16), Some("10.17.255.255".parse().unwrap()));
+        assert_eq!(broadcast(a, 24), Some("10.17.0.255".parse().unwrap()));
+        assert_eq!(broadcast(a, 31), None);
+        assert_eq!(broadcast(a, 32), None);
+    }
+
+    #[test]
+    fn ipv6_requests_carry_nodad() {
+        let m = Rtnl::address_message(
+            3,
+            IfAddr {
+                addr: "2001:db8::5".parse().unwrap(),
+                prefix: 128,
+            },
+        );
+        assert_eq!(m.header.index, 3);
+        assert!(m.header.flags.contains(AddressHeaderFlags::Nodad));
+        assert!(m
+            .attributes
+            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+    }
+}
