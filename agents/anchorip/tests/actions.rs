@@ -1,0 +1,353 @@
+//! anchorip's actions on real kernel interfaces, in network namespaces made by each test, run
+//! the way Pacemaker runs the agent (argv `[path, action]`, parameters in the environment).
+
+mod support;
+
+use cloudha_tests::{agent_bin, Netns};
+use support::{expect, netns_with_eth0, Rsc};
+
+/// The full life cycle of one address: probe, start, monitor, stop, and again.
+fn life_cycle(ns: &Netns, nic: &str, params: &[(&str, &str)], shown: &str) {
+    let rsc = Rsc::new(ns, "anchor", params);
+    let before = ns.addresses(nic);
+    assert!(
+        !before.contains(&shown.to_string()),
+        "{shown} already on {nic}"
+    );
+
+    expect(&rsc.probe(), 7, "probe before start");
+    expect(&rsc.monitor(), 7, "monitor before start");
+    let run = rsc.start();
+    expect(&run, 0, "start");
+    assert!(
+        ns.addresses(nic).contains(&shown.to_string()),
+        "{shown} not on {nic} after start: {:?}",
+        ns.addresses(nic)
+    );
+    expect(&rsc.monitor(), 0, "monitor after start");
+    expect(&rsc.probe(), 0, "probe after start");
+    expect(&rsc.stop(), 0, "stop");
+    assert_eq!(ns.addresses(nic), before, "stop must restore {nic}");
+    expect(&rsc.monitor(), 7, "monitor after stop");
+    expect(&rsc.probe(), 7, "probe after stop");
+    assert!(
+        rsc.records().is_empty(),
+        "records left: {:?}",
+        rsc.records()
+    );
+}
+
+#[test]
+fn ipv4_on_lo_defaults_to_32() {
+    let ns = Netns::new("a-v4lo");
+    life_cycle(&ns, "lo", &[("ip", "10.17.1.18")], "10.17.1.18/32");
+}
+
+#[test]
+fn ipv6_on_lo_defaults_to_128() {
+    let ns = Netns::new("a-v6lo");
+    life_cycle(&ns, "lo", &[("ip", "2001:db8::7")], "2001:db8::7/128");
+}
+
+#[test]
+fn ipv4_on_veth_with_prefix_and_broadcast() {
+    let ns = netns_with_eth0("a-v4eth");
+    life_cycle(
+        &ns,
+        "eth0",
+        &[
+            ("ip", "10.17.0.5"),
+            ("nic", "eth0"),
+            ("cidr_netmask", "16"),
+            ("arp_count", "0"),
+        ],
+        "10.17.0.5/16",
+    );
+    // The dotted spelling means the same, and the broadcast address is the one `brd +` sets.
+    let rsc = Rsc::new(
+        &ns,
+        "dotted",
+        &[
+            ("ip", "10.17.0.6"),
+            ("nic", "eth0"),
+            ("cidr_netmask", "255.255.0.0"),
+        ],
+    );
+    expect(&rsc.start(), 0, "start with a dotted netmask");
+    let shown = ns.ip(&["-o", "-4", "addr", "show", "dev", "eth0"]);
+    assert!(
+        shown.contains("inet 10.17.0.6/16 brd 10.17.255.255"),
+        "{shown}"
+    );
+    expect(&rsc.stop(), 0, "stop");
+}
+
+#[test]
+fn ipv6_on_veth_is_usable_at_once() {
+    let ns = netns_with_eth0("a-v6eth");
+    let rsc = Rsc::new(
+        &ns,
+        "v6",
+        &[
+            ("ip", "2001:db8:1::5"),
+            ("nic", "eth0"),
+            ("cidr_netmask", "64"),
+        ],
+    );
+    expect(&rsc.start(), 0, "start");
+    // Not tentative: duplicate address detection is skipped (NODAD), so a bind works now.
+    let tentative = ns.ip(&["-o", "-6", "addr", "show", "dev", "eth0", "tentative"]);
+    assert!(!tentative.contains("2001:db8:1::5"), "{tentative}");
+    let all = ns.ip(&["-o", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(
+        all.contains("inet6 2001:db8:1::5/64") && all.contains("nodad"),
+        "{all}"
+    );
+    let bound = support::in_netns(&ns, || {
+        std::net::TcpListener::bind("[2001:db8:1::5]:0").map(|_| ())
+    });
+    assert!(bound.is_ok(), "bind right after start failed: {bound:?}");
+    expect(&rsc.monitor(), 0, "monitor");
+    expect(&rsc.stop(), 0, "stop");
+    assert!(!ns
+        .addresses("eth0")
+        .contains(&"2001:db8:1::5/64".to_string()));
+}
+
+#[test]
+fn start_and_stop_are_idempotent() {
+    let ns = Netns::new("a-idem");
+    let rsc = Rsc::new(&ns, "idem", &[("ip", "10.17.1.18")]);
+    expect(&rsc.stop(), 0, "stop before any start");
+    expect(&rsc.start(), 0, "start");
+    let run = rsc.start();
+    expect(&run, 0, "second start");
+    let on_lo: Vec<String> = ns
+        .addresses("lo")
+        .into_iter()
+        .filter(|a| a.starts_with("10.17.1.18/"))
+        .collect();
+    assert_eq!(on_lo, vec!["10.17.1.18/32".to_string()]);
+    expect(&rsc.monitor(), 0, "monitor");
+    // The second start must not have forgotten that the address is ours.
+    expect(&rsc.stop(), 0, "stop");
+    assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
+    expect(&rsc.stop(), 0, "second stop");
+    expect(&rsc.monitor(), 7, "monitor after stops");
+}
+
+#[test]
+fn two_instances_side_by_side() {
+    let ns = netns_with_eth0("a-two");
+    let a = Rsc::new(&ns, "anchor-a", &[("ip", "10.17.1.18")]);
+    let b = Rsc::new(
+        &ns,
+        "anchor-b",
+        &[("ip", "10.17.1.19"), ("nic", "eth0"), ("arp_count", "0")],
+    );
+    // Both share one state directory, as on a real node.
+    let shared = a.state.path().display().to_string();
+    let run = |r: &Rsc, action: &str, extra: &[(&str, &str)]| {
+        let mut vars = vec![("HA_RSCTMP", shared.as_str())];
+        vars.extend_from_slice(extra);
+        r.run_with(action, &vars)
+    };
+    let recurring = [("OCF_RESKEY_CRM_meta_interval", "10000")];
+    expect(&run(&a, "start", &[]), 0, "start a");
+    expect(&run(&b, "start", &[]), 0, "start b");
+    assert!(ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
+    assert!(ns.addresses("eth0").contains(&"10.17.1.19/32".to_string()));
+    expect(&run(&a, "monitor", &recurring), 0, "monitor a");
+    expect(&run(&b, "monitor", &recurring), 0, "monitor b");
+    expect(&run(&a, "stop", &[]), 0, "stop a");
+    assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
+    assert!(ns.addresses("eth0").contains(&"10.17.1.19/32".to_string()));
+    expect(
+        &run(&a, "monitor", &recurring),
+        7,
+        "monitor a after its stop",
+    );
+    expect(
+        &run(&b, "monitor", &recurring),
+        0,
+        "b unaffected by a's stop",
+    );
+    expect(&run(&b, "stop", &[]), 0, "stop b");
+    assert!(!ns.addresses("eth0").contains(&"10.17.1.19/32".to_string()));
+}
+
+#[test]
+fn a_pre_existing_address_is_never_removed() {
+    let ns = netns_with_eth0("a-pre");
+    // As cloud-init configures the anchor IP.
+    ns.ip(&["addr", "add", "10.17.0.5/16", "dev", "eth0"]);
+    let rsc = Rsc::new(
+        &ns,
+        "pre",
+        &[
+            ("ip", "10.17.0.5"),
+            ("nic", "eth0"),
+            ("cidr_netmask", "16"),
+            ("arp_count", "0"),
+        ],
+    );
+    expect(
+        &rsc.probe(),
+        7,
+        "probe: configured by the system, not started",
+    );
+    let run = rsc.start();
+    expect(&run, 0, "start");
+    expect(&rsc.monitor(), 0, "monitor");
+    expect(&rsc.start(), 0, "second start");
+    expect(&rsc.stop(), 0, "stop");
+    assert!(
+        ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()),
+        "stop removed an address it did not add"
+    );
+    expect(&rsc.monitor(), 7, "monitor after stop");
+    expect(&rsc.probe(), 7, "probe after stop");
+    expect(&rsc.stop(), 0, "second stop");
+    assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
+
+    // Present with another prefix (the default /32 here) counts as present, and stays.
+    let other = Rsc::new(&ns, "pre32", &[("ip", "10.17.0.5"), ("nic", "eth0")]);
+    expect(&other.start(), 0, "start with another prefix");
+    let v4: Vec<String> = ns
+        .addresses("eth0")
+        .into_iter()
+        .filter(|a| a.starts_with("10.17.0.5/"))
+        .collect();
+    assert_eq!(v4, vec!["10.17.0.5/16".to_string()]);
+    expect(&other.stop(), 0, "stop");
+    assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
+}
+
+#[test]
+fn an_address_removed_behind_the_agents_back() {
+    let ns = Netns::new("a-gone");
+    let rsc = Rsc::new(&ns, "gone", &[("ip", "10.17.1.18")]);
+    expect(&rsc.start(), 0, "start");
+    ns.ip(&["addr", "del", "10.17.1.18/32", "dev", "lo"]);
+    let run = rsc.monitor();
+    expect(&run, 1, "recurring monitor of a vanished address");
+    let reason = run.exit_reason().unwrap_or_default();
+    assert!(
+        reason.contains("10.17.1.18/32") && reason.contains("lo"),
+        "{reason}"
+    );
+    expect(&rsc.probe(), 7, "probe of a vanished address");
+    // Pacemaker's recovery: stop, then start again.
+    expect(&rsc.stop(), 0, "stop of a vanished address");
+    expect(&rsc.start(), 0, "start again");
+    assert!(ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
+    expect(&rsc.monitor(), 0, "monitor after recovery");
+    expect(&rsc.stop(), 0, "stop");
+}
+
+#[test]
+fn a_record_from_before_a_reboot_is_not_believed() {
+    let ns = Netns::new("a-boot");
+    let rsc = Rsc::new(&ns, "boot", &[("ip", "10.17.1.18")]);
+    expect(&rsc.start(), 0, "start");
+    // Pretend the record was written in another boot (HA_RSCTMP survived the reboot).
+    let record = rsc.state.path().join("cloudha/anchorip-boot.started");
+    let text = std::fs::read_to_string(&record).expect("start record");
+    let (_, rest) = text.split_once('\n').expect("boot id line");
+    std::fs::write(
+        &record,
+        format!("boot_id=00000000-0000-0000-0000-000000000000\n{rest}"),
+    )
+    .expect("rewrite record");
+    expect(&rsc.probe(), 7, "probe with a record from another boot");
+    expect(&rsc.start(), 0, "start after the 'reboot'");
+    expect(&rsc.monitor(), 0, "monitor");
+    expect(&rsc.stop(), 0, "stop");
+}
+
+#[test]
+fn gratuitous_arp_reaches_the_neighbour() {
+    // The neighbour lives in its own namespace: a kernel ignores announcements of its own
+    // addresses. arp_accept=1 makes it create a neighbour entry from an unsolicited announcement.
+    let ns = Netns::new("a-arp");
+    let peer = Netns::new("a-arppeer");
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+    ]);
+    ns.ip(&["link", "set", "peer0", "netns", &peer.name]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    peer.ip(&["link", "set", "peer0", "up"]);
+    cloudha_tests::sh(
+        peer.command("sysctl")
+            .args(["-qw", "net.ipv4.conf.peer0.arp_accept=1"]),
+    );
+    let link = ns.ip(&["-o", "link", "show", "eth0"]);
+    let mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .expect("eth0's MAC")
+        .to_string();
+
+    let silent = Rsc::new(
+        &ns,
+        "silent",
+        &[("ip", "10.17.0.9"), ("nic", "eth0"), ("arp_count", "0")],
+    );
+    expect(&silent.start(), 0, "start with arp_count=0");
+    let loud = Rsc::new(
+        &ns,
+        "loud",
+        &[("ip", "10.17.0.5"), ("nic", "eth0"), ("arp_count", "2")],
+    );
+    expect(&loud.start(), 0, "start with arp_count=2");
+
+    let neigh = peer.ip(&["neigh", "show", "dev", "peer0"]);
+    assert!(
+        neigh
+            .lines()
+            .any(|l| l.starts_with("10.17.0.5 ") && l.contains(&mac)),
+        "no neighbour entry for 10.17.0.5 at {mac}: {neigh}"
+    );
+    assert!(
+        !neigh.lines().any(|l| l.starts_with("10.17.0.9 ")),
+        "arp_count=0 announced anyway: {neigh}"
+    );
+    expect(&loud.stop(), 0, "stop");
+    expect(&silent.stop(), 0, "stop");
+}
+
+#[test]
+fn flags_work_like_the_environment() {
+    // `anchorip --ip 10.17.1.18 --nic eth0 start`, as a person types it.
+    let ns = netns_with_eth0("a-flags");
+    let state = support::StateDir::new();
+    let rsctmp = state.path().display().to_string();
+    let run = |args: &[&str]| {
+        let out = ns
+            .command(agent_bin("anchorip"))
+            .args(args)
+            .env_clear()
+            .env("HA_RSCTMP", &rsctmp)
+            .output()
+            .expect("run anchorip");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let base = ["--ip", "10.17.1.18", "--nic", "eth0", "--arp-count", "0"];
+    let with = |action: &str| {
+        let mut v = base.to_vec();
+        v.push(action);
+        run(&v)
+    };
+    assert_eq!(with("monitor").0, 7);
+    assert_eq!(with("start").0, 0);
+    assert!(ns.addresses("eth0").contains(&"10.17.1.18/32".to_string()));
+    assert_eq!(with("monitor").0, 0);
+    assert_eq!(with("stop").0, 0);
+    assert!(!ns.addresses("eth0").contains(&"10.17.1.18/32".to_string()));
+    let (code, stderr) = run(&["--ip", "10.17.1.18", "--nic", "eth0", "dance"]);
+    assert_eq!(code, 3, "{stderr}");
+}

@@ -1,0 +1,150 @@
+//! What the anchorip tests share: one resource instance run the way Pacemaker runs it (its own
+//! state directory, instance name and parameters) inside a namespace the test made.
+#![allow(dead_code)]
+
+use cloudha_tests::{agent_bin, run_agent, AgentRun, Netns};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A private HA_RSCTMP, removed on drop.
+pub struct StateDir(PathBuf);
+
+impl StateDir {
+    pub fn new() -> StateDir {
+        let p = std::env::temp_dir().join(format!(
+            "cloudha-anchorip-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&p).expect("state dir");
+        StateDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One anchorip resource instance.
+pub struct Rsc<'a> {
+    pub ns: &'a Netns,
+    pub state: StateDir,
+    pub instance: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl<'a> Rsc<'a> {
+    pub fn new(ns: &'a Netns, instance: &str, params: &[(&str, &str)]) -> Rsc<'a> {
+        Rsc {
+            ns,
+            state: StateDir::new(),
+            instance: instance.to_string(),
+            params: params
+                .iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Run `action` with the instance's parameters and `extra` variables.
+    pub fn run_with(&self, action: &str, extra: &[(&str, &str)]) -> AgentRun {
+        let rsctmp = self.state.path().display().to_string();
+        let mut vars: Vec<(&str, &str)> = vec![
+            ("HA_RSCTMP", &rsctmp),
+            ("OCF_RESOURCE_INSTANCE", &self.instance),
+            ("OCF_RESOURCE_TYPE", "anchorip"),
+            ("OCF_RESOURCE_PROVIDER", "cloudha"),
+            ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+        ];
+        vars.extend(self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        vars.extend_from_slice(extra);
+        run_agent(&agent_bin("anchorip"), action, &vars, Some(self.ns))
+    }
+
+    pub fn start(&self) -> AgentRun {
+        self.run_with("start", &[])
+    }
+    pub fn stop(&self) -> AgentRun {
+        self.run_with("stop", &[])
+    }
+    /// A recurring monitor (interval 10 s), as Pacemaker runs it on a started resource.
+    pub fn monitor(&self) -> AgentRun {
+        self.run_with("monitor", &[("OCF_RESKEY_CRM_meta_interval", "10000")])
+    }
+    /// A probe: monitor with interval 0.
+    pub fn probe(&self) -> AgentRun {
+        self.run_with("monitor", &[("OCF_RESKEY_CRM_meta_interval", "0")])
+    }
+    pub fn validate(&self, level: &str) -> AgentRun {
+        self.run_with("validate-all", &[("OCF_CHECK_LEVEL", level)])
+    }
+
+    /// The files this instance keeps in its state directory (the lock aside).
+    pub fn records(&self) -> Vec<String> {
+        let dir = self.state.path().join("cloudha");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".lock"))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Assert the exit code, showing everything the agent said when it differs.
+#[track_caller]
+pub fn expect(run: &AgentRun, code: i32, what: &str) {
+    assert_eq!(
+        run.code, code,
+        "{what}: expected {code}, got {}\nstdout: {}\nstderr: {}",
+        run.code, run.stdout, run.stderr
+    );
+    if code == 0 || code == 7 {
+        assert_eq!(
+            run.exit_reason_count(),
+            0,
+            "{what}: no exit reason expected: {}",
+            run.stderr
+        );
+    } else {
+        assert_eq!(
+            run.exit_reason_count(),
+            1,
+            "{what}: exactly one exit reason expected: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A namespace with `lo` up and an ethernet-like `eth0` (veth, peer `peer0`), both up.
+pub fn netns_with_eth0(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.add_veth("eth0", "peer0");
+    ns
+}
+
+/// Run `f` on a thread that has entered `ns`'s network namespace (only that thread moves).
+pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: a valid namespace fd; setns moves only the calling thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}

@@ -1,0 +1,155 @@
+//! anchorip as the cluster's own tools see it: the checked-in meta-data (both validators),
+//! resource-agents' ocf-tester on the installed agent, and Pacemaker's `crm_resource --validate`.
+
+mod support;
+
+use cloudha_tests::{
+    check_metadata, global_lock, ocf_tester, require_program, require_root, sh, Installed, Netns,
+};
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn metadata_matches_the_checked_in_file_and_validates() {
+    check_metadata("anchorip");
+}
+
+/// ocf-tester's whole sequence on the installed agent, inside a namespace so that the address
+/// stays there. Its instance name is unique: the state goes to the default HA_RSCTMP.
+fn tester(ns: &Netns, name: &str, params: &[(&str, &str)]) {
+    let installed = Installed::new();
+    let agent = installed.agent("cloudha", "anchorip");
+    let name = format!("{name}-{}", std::process::id());
+    let (passed, output) = ocf_tester(&agent, &name, params, Some(ns));
+    assert!(passed, "ocf-tester failed:\n{output}");
+}
+
+#[test]
+fn ocf_tester_passes_ipv4_on_lo() {
+    let ns = Netns::new("t-lo");
+    tester(&ns, "anchorip-lo", &[("ip", "10.17.1.18")]);
+    assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
+}
+
+#[test]
+fn ocf_tester_passes_ipv6_on_veth() {
+    let ns = support::netns_with_eth0("t-v6");
+    tester(
+        &ns,
+        "anchorip-v6",
+        &[
+            ("ip", "2001:db8::7"),
+            ("nic", "eth0"),
+            ("cidr_netmask", "64"),
+        ],
+    );
+    assert!(!ns.addresses("eth0").contains(&"2001:db8::7/64".to_string()));
+}
+
+#[test]
+fn ocf_tester_passes_with_a_pre_existing_address() {
+    // After its stop, ocf-tester demands monitor 7 although the system's address stays.
+    let ns = support::netns_with_eth0("t-pre");
+    ns.ip(&["addr", "add", "10.17.0.5/16", "dev", "eth0"]);
+    tester(
+        &ns,
+        "anchorip-pre",
+        &[("ip", "10.17.0.5"), ("nic", "eth0"), ("cidr_netmask", "16")],
+    );
+    assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
+}
+
+/// Puts the agent where Pacemaker looks (its path is compiled in: no variable moves it) and
+/// takes it away again, restoring whatever was there.
+struct RealInstall {
+    path: &'static Path,
+    saved: Option<Vec<u8>>,
+    made_dir: bool,
+    _lock: cloudha_tests::GlobalLock,
+}
+
+impl RealInstall {
+    fn new(installed: &Installed) -> RealInstall {
+        let lock = global_lock("ocf-root");
+        let path = Path::new("/usr/lib/ocf/resource.d/cloudha/anchorip");
+        let dir = path.parent().expect("parent");
+        let made_dir = !dir.exists();
+        let saved = std::fs::read(path).ok();
+        sh(Command::new("install")
+            .args(["-D", "-m", "0755"])
+            .arg(installed.agent("cloudha", "anchorip"))
+            .arg(path));
+        RealInstall {
+            path,
+            saved,
+            made_dir,
+            _lock: lock,
+        }
+    }
+}
+
+impl Drop for RealInstall {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        match &self.saved {
+            Some(bytes) => {
+                let _ = std::fs::write(self.path, bytes);
+                let _ = std::fs::set_permissions(self.path, std::fs::Permissions::from_mode(0o755));
+            }
+            None => {
+                let _ = std::fs::remove_file(self.path);
+            }
+        }
+        if self.made_dir {
+            if let Some(dir) = self.path.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+#[test]
+fn crm_resource_validate_returns_the_agents_code() {
+    require_root();
+    require_program("/usr/sbin/crm_resource");
+    let installed = Installed::new();
+    let _real = RealInstall::new(&installed);
+    let validate = |options: &[&str]| {
+        let mut c = Command::new("crm_resource");
+        c.args([
+            "--validate",
+            "--class",
+            "ocf",
+            "--provider",
+            "cloudha",
+            "--agent",
+            "anchorip",
+        ]);
+        for o in options {
+            c.args(["--option", o]);
+        }
+        let out = c.output().expect("crm_resource");
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, out) = validate(&["ip=10.17.1.18"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = validate(&["ip=10.1.2"]);
+    assert_eq!(code, 6, "{out}");
+    assert!(
+        out.contains("parameter 'ip': '10.1.2' is not an IPv4 or IPv6 address"),
+        "{out}"
+    );
+    let (code, out) = validate(&["ip=10.17.1.18", "cidr_netmask=40"]);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("parameter 'cidr_netmask'"), "{out}");
+    let (code, out) = validate(&[]);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("parameter 'ip' is required"), "{out}");
+}
