@@ -1,1 +1,76 @@
-fn main() {}
+//! `floatip`: the OCF resource agent that points a cloud's floating (reserved) IP at this
+//! server. The declaration is here; the rules are in `actions`, the clouds behind `provider`.
+
+mod actions;
+mod api;
+mod config;
+mod provider;
+mod record;
+mod token;
+
+use actions::{Cloud, Floatip};
+use cloudha_common::{ActionSpec, AgentSpec, ParamSpec};
+
+pub static SPEC: AgentSpec = AgentSpec {
+    name: "floatip",
+    version: env!("CARGO_PKG_VERSION"),
+    shortdesc: "Points a cloud floating/reserved IP at this node",
+    longdesc: "Makes this node's server the holder of a floating (reserved) IP through the cloud's API (DigitalOcean), \
+and answers where the address points from the server's metadata service. \
+start: when this server already holds the address, nothing is done; otherwise one assign action moves it here, \
+the agent waits until the API reports the action completed (watching the metadata service often and polling the API \
+quickly at first, then backing off), confirms the holder with the API and records that it started. \
+422 (an action pending), 429 (rate limit; retry-after and ratelimit-reset are honoured), 5xx and connection errors are \
+retried within the action's timeout; an errored action or the timeout gives 1; a rejected token or an address that is \
+not in the account gives 6. \
+stop does not unassign: it removes the record, so that the next start elsewhere moves the address in one action; \
+it needs neither the API nor the token. \
+monitor (probes included) answers 7 when this node holds no record from this boot (stopped here, never started, or \
+rebooted since). With a record it asks the metadata service only, never the API: 0 when this server holds exactly \
+the configured address, 7 when it does not. The metadata service may lag an assignment: during the 60 s after a start, \
+a \"not here\" is checked with one API read, which decides. A metadata service that cannot be read or answers \
+garbage is retried until the timeout, then 1; it never reads as running. \
+validate-all checks the parameters; with OCF_CHECK_LEVEL=10 it also reads the address once through the API, \
+which proves the token works and the address is in the account. \
+The tutorial agent's parameter names do_token and floating_ip work unchanged; this agent is installed as \
+ocf:digitalocean:floatip too.",
+    params: &[
+        ParamSpec::string("ip")
+            .required()
+            .unique()
+            .aliases(&["floating_ip"])
+            .short("The floating/reserved IPv4 address")
+            .long("The floating (reserved) IPv4 address to point at this node, e.g. 203.0.113.7. It must belong to the account of the API token."),
+        ParamSpec::string("api_token")
+            .secret()
+            .aliases(&["do_token"])
+            .short("API token (secret)")
+            .long("The cloud API token, with write access to reserved IPs. Prefer api_token_file, or store it with cibsecret so that it is not kept in the CIB. Never logged. One of api_token and api_token_file is required; api_token wins when both are set."),
+        ParamSpec::string("api_token_file")
+            .short("File holding the API token")
+            .long("A file that holds the API token on its first non-empty line, owned by root and writable by no one else (it is refused otherwise; a warning is logged when others can read it). Must exist on every node."),
+        ParamSpec::string("api_url")
+            .default("https://api.digitalocean.com")
+            .short("API base URL")
+            .long("The cloud API's base URL. TLS is verified with the system's root certificates. Plain http:// is accepted only for loopback hosts (test APIs)."),
+        ParamSpec::string("metadata_url")
+            .default("http://169.254.169.254/metadata/v1")
+            .short("Metadata service base URL")
+            .long("The server's metadata service (the droplet's own view: its id and the reserved IP it holds). Monitor reads only this."),
+        ParamSpec::string("provider")
+            .default("digitalocean")
+            .short("Cloud provider")
+            .long("The cloud whose API and metadata service to use. Supported: digitalocean."),
+    ],
+    actions: &[
+        ActionSpec::new("start", 60),
+        ActionSpec::new("stop", 20),
+        ActionSpec::new("monitor", 20).interval(10).depth(0),
+        ActionSpec::new("validate-all", 30),
+        ActionSpec::new("meta-data", 5),
+    ],
+};
+
+fn main() {
+    cloudha_common::agent::main(&Floatip { connect: Cloud })
+}
