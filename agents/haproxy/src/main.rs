@@ -24,8 +24,8 @@ static SPEC: AgentSpec = AgentSpec {
     shortdesc: "HAProxy in master-worker mode",
     longdesc: "Starts one HAProxy in master-worker mode with a master CLI socket, detached from \
 the agent, and watches it: depth 0 checks that this instance's master process is alive and is \
-HAProxy running this configuration; depth 10 that the master CLI answers, a worker runs and no \
-reload failed; depth 20 that every frontend is open, every backend has a server up \
+HAProxy running this configuration; depth 10 that the master CLI answers and a worker runs \
+(degraded while the last reload has failed and the previous worker serves); depth 20 that every frontend is open, every backend has a server up \
 (degraded otherwise) and check_url answers. reload checks the configuration and reloads through \
 the master; stop drains connections (SIGUSR1) within drain_time and the stop timeout, then \
 terminates. A HAProxy that this agent did not start is never touched. Parameters conffile, \
@@ -706,9 +706,17 @@ impl Agent for Haproxy {
 
     fn stop(&self, ctx: &Context) -> OcfResult<Status> {
         let state = state(ctx);
-        let _lock = state.lock(&ctx.deadline)?;
         // Stop works with whatever parameters arrive; a bad drain_time drains for the default.
         let settings = Settings::resolve(ctx, &state);
+        let nothing_here = Started::read(&state).is_ok_and(|s| s.is_none())
+            && settings
+                .as_ref()
+                .map_or(true, |s| s.identity().all().is_empty());
+        if nothing_here {
+            // Not even the lock: a node without a writable HA_RSCTMP still stops cleanly.
+            return Ok(Status::ok("not running"));
+        }
+        let _lock = state.lock(&ctx.deadline)?;
         let drain = settings
             .as_ref()
             .map(|s| s.drain)
@@ -831,8 +839,17 @@ impl Agent for Haproxy {
             }
         };
         if after.failed > 0 {
+            // HAProxy 2.6 paused the old worker's listeners for the new process and does not
+            // resume them when that process fails (connections are refused): resume them.
+            let serving: Vec<u32> = after
+                .workers
+                .iter()
+                .map(|w| w.pid)
+                .filter(|pid| started.identity.matches(*pid))
+                .collect();
+            process::signal_all(&serving, Signal::SIGTTIN);
             return Err(OcfError::generic(format!(
-                "the master reports the reload of {} failed; the previous worker keeps serving",
+                "the master reports the reload of {} failed; the previous worker {serving:?} keeps serving",
                 s.config.display()
             )));
         }

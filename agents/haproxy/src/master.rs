@@ -111,9 +111,10 @@ impl ProcList {
         list
     }
 
-    /// The worker started by the last successful (re)load.
+    /// The worker started by the last successful (re)load: the one that has lived through the
+    /// fewest reloads (0 after a good reload; more after failed ones, which keep it serving).
     pub fn current_worker(&self) -> Option<&Proc> {
-        self.workers.iter().find(|w| w.reloads == 0)
+        self.workers.iter().min_by_key(|w| w.reloads)
     }
 }
 
@@ -181,6 +182,15 @@ mod tests {
         assert_eq!(l.workers.len(), 2);
         assert_eq!(l.current_worker().map(|w| w.pid), Some(13738));
         assert_eq!(ProcList::parse(""), ProcList::default());
+        // After a failed reload the serving worker has lived through it.
+        let failed = SHOW_PROC.replace(
+            "13738           worker          0",
+            "13738           worker          2",
+        );
+        assert_eq!(
+            ProcList::parse(&failed).current_worker().map(|w| w.pid),
+            Some(13670)
+        );
     }
 
     #[test]

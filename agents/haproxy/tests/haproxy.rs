@@ -1,0 +1,463 @@
+//! The haproxy agent against the real HAProxy from Debian, driven as Pacemaker drives it:
+//! lifecycle, idempotency, bad input, reloads under load, crashes, draining, degraded backends,
+//! ocf-tester. Everything listens on loopback ports the kernel hands out.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn metadata_matches_and_validates() {
+    cloudha_tests::check_metadata("haproxy");
+}
+
+#[test]
+fn start_monitor_reload_stop_and_idempotency() {
+    let b = Backend::start();
+    let fe = free_port();
+    let lb = Lb::new("life", &config(fe, &[b.port]));
+
+    assert_code(&lb.probe(), 7, "probe before start");
+    assert_code(&lb.run("stop"), 0, "stop before start");
+    assert_code(&lb.run("validate-all"), 0, "validate-all");
+    assert_code(
+        &lb.run_with("validate-all", &[("OCF_CHECK_LEVEL", "10")]),
+        0,
+        "validate-all level 10",
+    );
+
+    assert_code(&lb.run("start"), 0, "start");
+    let master = lb.master_pid();
+    assert_code(&lb.run("start"), 0, "start again");
+    assert_eq!(
+        lb.master_pid(),
+        master,
+        "a second start must not start another"
+    );
+    assert!(get(fe, "/", Duration::from_secs(5)).is_ok());
+    assert_code(&lb.probe(), 0, "probe while running");
+    assert_code(&lb.monitor(0), 0, "monitor depth 0");
+    assert_code(&lb.monitor(10), 0, "monitor depth 10");
+    assert!(
+        eventually(Duration::from_secs(5), || lb.monitor(20).code == 0),
+        "depth 20 with the backend up: {:?}",
+        lb.monitor(20)
+    );
+    let url = format!("http://127.0.0.1:{fe}/");
+    assert_code(
+        &lb.run_with(
+            "monitor",
+            &[
+                ("OCF_CHECK_LEVEL", "20"),
+                ("OCF_RESKEY_CRM_meta_interval", "10000"),
+                ("OCF_RESKEY_check_url", &url),
+            ],
+        ),
+        0,
+        "depth 20 with check_url",
+    );
+    // The agent started it detached: the master is a session leader of its own.
+    let sid = nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(master as i32))).expect("sid");
+    assert_ne!(sid, nix::unistd::getsid(None).expect("own sid"));
+
+    let worker = lb.worker_pid();
+    let r = lb.run("reload");
+    assert_code(&r, 0, "reload");
+    assert_ne!(lb.worker_pid(), worker, "reload must bring a new worker");
+    assert_eq!(lb.master_pid(), master, "the master stays");
+    assert!(get(fe, "/", Duration::from_secs(5)).is_ok());
+
+    assert_code(&lb.run("stop"), 0, "stop");
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+    assert!(!lb.pidfile().exists(), "pidfile left");
+    assert!(!lb.socket().exists(), "socket left");
+    assert_code(&lb.monitor(0), 7, "monitor after stop");
+    assert_code(&lb.probe(), 7, "probe after stop");
+    assert_code(&lb.run("stop"), 0, "stop again");
+    assert_code(&lb.run("reload"), 7, "reload when stopped");
+
+    // Stop of a stopped instance needs no configuration file.
+    std::fs::remove_file(lb.config_path()).expect("rm config");
+    assert_code(&lb.run("stop"), 0, "stop with the config missing");
+    assert_code(&lb.probe(), 7, "probe with the config missing");
+}
+
+#[test]
+fn bad_input_gets_the_right_code_and_reason() {
+    let fe = free_port();
+    let mut lb = Lb::new("bad", &config(fe, &[free_port()]));
+
+    // A missing configuration file: 5, naming the parameter and the file.
+    let missing = lb.dir.path().join("nope.cfg").display().to_string();
+    let r = lb.run_with("start", &[("OCF_RESKEY_config", &missing)]);
+    assert_code(&r, 5, "missing config");
+    let reason = r.exit_reason().expect("reason");
+    assert!(
+        reason.contains("'config'") && reason.contains("nope.cfg"),
+        "{reason}"
+    );
+    assert_eq!(r.exit_reason_count(), 1);
+    // The old shell agent's name works the same.
+    let r = lb.run_with(
+        "validate-all",
+        &[
+            ("OCF_RESKEY_config", ""),
+            ("OCF_RESKEY_conffile", &missing),
+            ("OCF_CHECK_LEVEL", "10"),
+        ],
+    );
+    assert_code(&r, 5, "missing conffile");
+
+    // A configuration that fails the check: 5, HAProxy's first ALERT is the reason.
+    lb.write_config(&format!(
+        "{}    bogus_keyword here\n",
+        config(fe, &[free_port()])
+    ));
+    let r = lb.run("start");
+    assert_code(&r, 5, "config failing the check");
+    let reason = r.exit_reason().expect("reason");
+    assert!(reason.contains("bogus_keyword"), "{reason}");
+    let r = lb.run_with("validate-all", &[("OCF_CHECK_LEVEL", "10")]);
+    assert_code(&r, 5, "validate-all 10 on a bad config");
+    assert_code(
+        &lb.run("validate-all"),
+        0,
+        "validate-all 0 does not read the file",
+    );
+    lb.write_config(&config(fe, &[free_port()]));
+
+    // A missing binary: 5 on start; a probe still says 7.
+    let r = lb.run_with("start", &[("OCF_RESKEY_binpath", "/usr/sbin/no-haproxy")]);
+    assert_code(&r, 5, "missing binary");
+    assert!(r.exit_reason().expect("reason").contains("no-haproxy"));
+    let r = lb.run_with("monitor", &[("OCF_RESKEY_binary", "/usr/sbin/no-haproxy")]);
+    assert_code(&r, 7, "probe with the binary missing");
+
+    // Parameters wrong everywhere: 6.
+    let r = lb.run_with("start", &[("OCF_RESKEY_config", "relative.cfg")]);
+    assert_code(&r, 6, "relative config");
+    let r = lb.run_with("validate-all", &[("OCF_RESKEY_extraconf", "-L 'node")]);
+    assert_code(&r, 6, "unbalanced extra_args");
+    assert!(r.exit_reason().expect("reason").contains("extraconf"));
+    let r = lb.run_with("validate-all", &[("OCF_RESKEY_drain_time", "soon")]);
+    assert_code(&r, 6, "drain_time not an integer");
+
+    // The frontend's port is taken by another program: the reason names the address.
+    let holder = std::net::TcpListener::bind(("127.0.0.1", fe)).expect("hold the port");
+    let r = lb.run("start");
+    assert_code(&r, 1, "port taken");
+    let reason = r.exit_reason().expect("reason");
+    assert!(
+        reason.contains(&format!("127.0.0.1:{fe}")) && reason.contains("Address already in use"),
+        "{reason}"
+    );
+    assert!(
+        lb.processes().is_empty(),
+        "a failed start left {:?}",
+        lb.processes()
+    );
+    assert_code(&lb.probe(), 7, "probe after a failed start");
+    drop(holder);
+    assert_code(&lb.run("start"), 0, "start once the port is free");
+
+    // extra_args reach HAProxy as words, untouched by any shell.
+    let r = lb.run("stop");
+    assert_code(&r, 0, "stop");
+    lb.set("OCF_RESKEY_extra_args", "-L 'peer name' -dR");
+    assert_code(&lb.run("start"), 0, "start with extra_args");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", lb.master_pid())).expect("cmdline");
+    let argv: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    assert!(
+        argv.contains(&&b"peer name"[..]),
+        "{:?}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    assert_code(&lb.run("stop"), 0, "stop");
+}
+
+#[test]
+fn twenty_reloads_under_load_fail_no_request() {
+    let (b1, b2) = (Backend::start(), Backend::start());
+    let fe = free_port();
+    let lb = Lb::new("reloads", &config(fe, &[b1.port, b2.port]));
+    assert_code(&lb.run("start"), 0, "start");
+    let load = Load::start(fe, 4);
+    assert!(eventually(Duration::from_secs(5), || load.ok() > 50));
+    let mut workers = vec![lb.worker_pid()];
+    for i in 0..20 {
+        let r = lb.run("reload");
+        assert_code(&r, 0, &format!("reload {i}"));
+        let w = lb.worker_pid();
+        assert!(!workers.contains(&w), "reload {i} brought no new worker");
+        workers.push(w);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = load.ok();
+    assert!(eventually(Duration::from_secs(5), || load.ok() > before + 50));
+    let (ok, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} of {ok} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok > 200, "only {ok} requests were made");
+    assert_code(&lb.monitor(10), 0, "monitor after the reloads");
+    assert_code(&lb.run("stop"), 0, "stop");
+}
+
+#[test]
+fn a_failed_reload_keeps_the_old_worker_serving() {
+    let b = Backend::start();
+    let fe = free_port();
+    let good = config(fe, &[b.port]);
+    let lb = Lb::new("badreload", &good);
+    assert_code(&lb.run("start"), 0, "start");
+    let worker = lb.worker_pid();
+    let load = Load::start(fe, 3);
+    assert!(eventually(Duration::from_secs(5), || load.ok() > 20));
+
+    // Fails the check: refused before the master is asked.
+    lb.write_config(&format!("{good}    this_is_not_haproxy\n"));
+    let r = lb.run("reload");
+    assert_ne!(r.code, 0, "a broken config must not reload");
+    assert!(r
+        .exit_reason()
+        .expect("reason")
+        .contains("this_is_not_haproxy"));
+    assert_eq!(lb.worker_pid(), worker);
+    assert_code(&lb.monitor(10), 0, "nothing was tried: no failed reload");
+
+    let before = load.ok();
+    assert!(eventually(Duration::from_secs(5), || load.ok() > before + 20));
+    let (ok, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} of {ok} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+
+    // Passes the check but fails in the master (a port another program holds). HAProxy pauses
+    // the old worker's listeners for the new process and leaves them paused when it fails; the
+    // agent resumes them, so the old worker serves again once reload returns.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    lb.write_config(&format!(
+        "{good}\nfrontend extra\n    bind 127.0.0.1:{port}\n    default_backend be\n"
+    ));
+    let r = lb.run("reload");
+    assert_code(&r, 1, "reload the master reports failed");
+    assert!(r.exit_reason().expect("reason").contains("failed"));
+    assert_eq!(lb.worker_pid(), worker, "the old worker keeps serving");
+    assert_code(&lb.monitor(10), 190, "depth 10 after a failed reload");
+    let load = Load::start(fe, 3);
+    assert!(eventually(Duration::from_secs(5), || load.ok() > 50));
+    let (ok, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "after the failed reload {} of {ok} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+
+    drop(taken);
+    lb.write_config(&good);
+    assert_code(&lb.run("reload"), 0, "reload of the repaired config");
+    assert_code(&lb.monitor(10), 0, "depth 10 after a good reload");
+    assert_code(&lb.run("stop"), 0, "stop");
+}
+
+fn kill9(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+}
+
+#[test]
+fn killed_worker_then_killed_master_are_noticed_and_start_recovers() {
+    let b = Backend::start();
+    let fe = free_port();
+    let lb = Lb::new("crash", &config(fe, &[b.port]));
+    assert_code(&lb.run("start"), 0, "start");
+
+    // kill -9 of the worker: HAProxy's master exits with it; the monitor reports a failure (1),
+    // not a clean stop (7).
+    kill9(lb.worker_pid());
+    assert!(
+        eventually(Duration::from_secs(5), || lb.monitor(10).code == 1),
+        "depth 10 after the worker was killed: {:?}",
+        lb.monitor(10)
+    );
+    assert!(eventually(Duration::from_secs(5), || lb.monitor(0).code == 1));
+    let r = lb.monitor(0);
+    assert!(
+        r.exit_reason().expect("reason").contains("master"),
+        "{:?}",
+        r
+    );
+    assert_code(&lb.probe(), 1, "a probe sees the failure too");
+    assert_code(&lb.run("start"), 0, "start recovers");
+    assert_code(&lb.monitor(10), 0, "depth 10 after recovery");
+    assert!(get(fe, "/", Duration::from_secs(5)).is_ok());
+
+    // kill -9 of the master.
+    kill9(lb.master_pid());
+    assert!(eventually(Duration::from_secs(5), || lb.monitor(0).code == 1));
+    assert_code(&lb.run("start"), 0, "start recovers");
+    assert_code(&lb.monitor(10), 0, "depth 10 after recovery");
+    assert!(
+        eventually(Duration::from_secs(5), || get(
+            fe,
+            "/",
+            Duration::from_secs(5)
+        )
+        .is_ok()),
+        "serving after recovery"
+    );
+    assert_code(&lb.run("stop"), 0, "stop");
+    assert!(lb.processes().is_empty());
+}
+
+#[test]
+fn stop_lets_requests_finish_that_fit_the_drain_time() {
+    let b = Backend::start();
+    let fe = free_port();
+    let mut lb = Lb::new("drain", &config(fe, &[b.port]));
+    lb.set("OCF_RESKEY_drain_time", "10");
+    assert_code(&lb.run("start"), 0, "start");
+
+    let slow: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(move || get(fe, "/slow/2000", Duration::from_secs(15))))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    assert_code(&lb.run("stop"), 0, "stop");
+    let took = t.elapsed();
+    for s in slow {
+        let r = s.join().expect("client");
+        assert!(r.is_ok(), "an in-flight request failed: {r:?}");
+    }
+    assert!(
+        took >= Duration::from_millis(1000),
+        "stop did not wait for the requests ({took:?})"
+    );
+    assert!(lb.processes().is_empty());
+    // New connections are refused once stopped.
+    assert!(get(fe, "/", Duration::from_secs(2)).is_err());
+}
+
+#[test]
+fn stop_returns_within_its_deadline_when_requests_outlast_the_drain() {
+    let b = Backend::start();
+    let fe = free_port();
+    let mut lb = Lb::new("drainlong", &config(fe, &[b.port]));
+    lb.set("OCF_RESKEY_drain_time", "60");
+    assert_code(&lb.run("start"), 0, "start");
+    let slow = std::thread::spawn(move || get(fe, "/slow/20000", Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_millis(300));
+    // drain_time is longer than the stop timeout: the timeout bounds it.
+    let t = Instant::now();
+    let r = lb.run_with("stop", &[("OCF_RESKEY_CRM_meta_timeout", "6000")]);
+    let took = t.elapsed();
+    assert_code(&r, 0, "stop");
+    assert!(
+        took < Duration::from_secs(6),
+        "stop took {took:?}, past its 6 s timeout"
+    );
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+    assert!(
+        slow.join().expect("client").is_err(),
+        "the long request cannot have finished"
+    );
+}
+
+#[test]
+fn a_backend_with_all_servers_down_is_degraded_at_depth_20() {
+    let fe = free_port();
+    let lb = Lb::new("down", &config(fe, &[free_port(), free_port()]));
+    assert_code(&lb.run("start"), 0, "start");
+    assert!(
+        eventually(Duration::from_secs(5), || lb.monitor(20).code == 190),
+        "depth 20: {:?}",
+        lb.monitor(20)
+    );
+    assert_code(&lb.monitor(10), 0, "depth 10 does not look at backends");
+    assert_code(&lb.monitor(0), 0, "depth 0 does not look at backends");
+    assert_code(&lb.run("stop"), 0, "stop");
+}
+
+#[test]
+fn another_haproxy_is_never_adopted_or_touched() {
+    let b = Backend::start();
+    let fe = free_port();
+    let lb = Lb::new("foreign", &config(fe, &[b.port]));
+    // A HAProxy with the same configuration that the agent did not start.
+    let foreign_sock = lb.dir.path().join("foreign.sock");
+    let foreign_pid = lb.dir.path().join("foreign.pid");
+    let st = std::process::Command::new("/usr/sbin/haproxy")
+        .arg("-W")
+        .arg("-D")
+        .arg("-S")
+        .arg(&foreign_sock)
+        .arg("-p")
+        .arg(&foreign_pid)
+        .arg("-f")
+        .arg(lb.config_path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("foreign haproxy");
+    assert!(st.success());
+    // Its master and its worker.
+    let foreign_procs = || processes_with(&foreign_sock.display().to_string());
+    assert!(eventually(Duration::from_secs(5), || foreign_procs().len() == 2));
+    let foreign = foreign_procs();
+
+    assert_code(&lb.probe(), 7, "a foreign HAProxy is not this resource");
+    assert_code(&lb.run("stop"), 0, "stop with nothing of ours");
+    assert_code(&lb.run("start"), 0, "start beside it");
+    // Our pidfile pointing at the foreign master (a recycled pid) is not believed.
+    let ours = lb.master_pid();
+    let foreign_master: u32 = std::fs::read_to_string(&foreign_pid)
+        .expect("foreign pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    std::fs::write(lb.pidfile(), format!("{foreign_master}\n")).expect("pidfile");
+    assert_code(&lb.monitor(0), 1, "a pid that is not ours");
+    std::fs::write(lb.pidfile(), format!("{ours}\n")).expect("pidfile");
+    assert_code(&lb.monitor(0), 0, "our master again");
+    assert_code(&lb.run("stop"), 0, "stop");
+    assert!(lb.processes().is_empty());
+    assert_eq!(foreign_procs(), foreign, "the foreign HAProxy was touched");
+    for p in foreign {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[test]
+fn ocf_tester_passes() {
+    let b = Backend::start();
+    let fe = free_port();
+    let lb = Lb::new("tester", &config(fe, &[b.port]));
+    let installed = cloudha_tests::Installed::new();
+    let config = lb.config_path().display().to_string();
+    let name = format!("haproxy-tester-{}", std::process::id());
+    let (ok, out) = cloudha_tests::ocf_tester(
+        &installed.agent("cloudha", "haproxy"),
+        &name,
+        &[("config", &config)],
+        None,
+    );
+    assert!(ok, "ocf-tester:\n{out}");
+    assert!(
+        processes_with(&config).is_empty(),
+        "ocf-tester's last stop left HAProxy running"
+    );
+}
