@@ -1,0 +1,279 @@
+//! `fakecloud`: the fake DigitalOcean API and metadata services as a standalone program, for the
+//! demo, the benchmarks and scripts. It prints one JSON line with its URLs when ready, then
+//! serves until killed. docs/fakecloud.md has the options and the `/_fake/` admin interface.
+
+use cloudha_tests::fakecloud::FakeCloud;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const USAGE: &str = "usage: fakecloud [options]
+  --listen ADDR[@NETNS]      an API listener (repeatable; default 127.0.0.1:0). The first one
+                             without @NETNS is the main one; NETNS is a name under /run/netns or
+                             a path like /proc/PID/ns/net
+  --token TOKEN              an accepted Bearer token (repeatable)
+  --token-file PATH          read one accepted token per line from PATH (keeps it out of argv)
+  --ip IP[=DROPLET]          a reserved IP, held by DROPLET or by none (repeatable)
+  --region SLUG              region of the --ip options that follow (default nyc3)
+  --droplet ID[@ADDR[@NETNS]]  a droplet and a metadata listener on ADDR (default 127.0.0.1:0),
+                             optionally inside NETNS (repeatable, also for one droplet)
+  --anchor ID=ADDR/NETMASK[/GATEWAY]  the droplet's anchor IP (gateway default: first address)
+  --action-time DURATION     how long actions stay in-progress (e.g. 2s, 500ms; default 0)
+  --metadata-lag DURATION    how late metadata sees assignment changes (default 0)
+  --rate-limit MIN/HOUR      requests per token per minute and per hour (default 250/5000)
+  --seed N                   seed for faults that fire for a fraction of requests
+  --ready-file PATH          also write the ready line to PATH
+Prints {\"api\":[URL...],\"metadata\":{\"ID\":[URL...]}} on one line when ready.";
+
+fn die(msg: &str) -> ! {
+    eprintln!("fakecloud: {msg}");
+    std::process::exit(2)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 2s, 500ms)"))?;
+    let secs = match unit {
+        "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?}: unit must be ms, s or m")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_addr(s: &str) -> SocketAddr {
+    s.parse()
+        .unwrap_or_else(|_| die(&format!("{s:?} is not an address like 127.0.0.1:8080")))
+}
+
+/// `ADDR[@NETNS]`.
+fn split_at_netns(s: &str) -> Place {
+    match s.split_once('@') {
+        Some((a, ns)) if !ns.is_empty() => (parse_addr(a), Some(ns.to_string())),
+        _ => (parse_addr(s), None),
+    }
+}
+
+/// A listen address and the network namespace to open it in (None: ours).
+type Place = (SocketAddr, Option<String>);
+
+struct Options {
+    listens: Vec<Place>,
+    tokens: Vec<String>,
+    ips: Vec<(String, String, Option<u64>)>,
+    droplets: Vec<(u64, Option<Place>)>,
+    anchors: Vec<(u64, String, String, Option<String>)>,
+    action_time: Duration,
+    metadata_lag: Duration,
+    rate: Option<(u32, u32)>,
+    seed: Option<u64>,
+    ready_file: Option<String>,
+}
+
+fn parse_args() -> Options {
+    let mut o = Options {
+        listens: Vec::new(),
+        tokens: Vec::new(),
+        ips: Vec::new(),
+        droplets: Vec::new(),
+        anchors: Vec::new(),
+        action_time: Duration::ZERO,
+        metadata_lag: Duration::ZERO,
+        rate: None,
+        seed: None,
+        ready_file: None,
+    };
+    let mut region = "nyc3".to_string();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let (flag, inline) = match flag.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (flag, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .unwrap_or_else(|| die(&format!("{flag} needs a value\n{USAGE}")))
+        };
+        match flag.as_str() {
+            "--listen" => o.listens.push(split_at_netns(&value())),
+            "--token" => o.tokens.push(value()),
+            "--token-file" => {
+                let p = value();
+                let text =
+                    std::fs::read_to_string(&p).unwrap_or_else(|e| die(&format!("{p}: {e}")));
+                o.tokens.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from),
+                );
+            }
+            "--region" => region = value(),
+            "--ip" => {
+                let v = value();
+                let (ip, holder) = match v.split_once('=') {
+                    Some((ip, h)) => (
+                        ip.to_string(),
+                        Some(h.parse().unwrap_or_else(|_| {
+                            die(&format!("--ip {v}: {h:?} is not a droplet id"))
+                        })),
+                    ),
+                    None => (v.clone(), None),
+                };
+                if ip.parse::<std::net::IpAddr>().is_err() {
+                    die(&format!("--ip {v}: {ip:?} is not an IP address"));
+                }
+                o.ips.push((ip, region.clone(), holder));
+            }
+            "--droplet" => {
+                let v = value();
+                let (id, rest) = match v.split_once('@') {
+                    Some((id, rest)) => (id, Some(split_at_netns(rest))),
+                    None => (v.as_str(), None),
+                };
+                let id = id
+                    .parse()
+                    .unwrap_or_else(|_| die(&format!("--droplet {v}: {id:?} is not a droplet id")));
+                o.droplets.push((id, rest));
+            }
+            "--anchor" => {
+                let v = value();
+                let parsed = v.split_once('=').and_then(|(id, rest)| {
+                    let mut p = rest.split('/');
+                    let id = id.parse().ok()?;
+                    let addr = p.next()?.to_string();
+                    let mask = p.next()?.to_string();
+                    Some((id, addr, mask, p.next().map(String::from)))
+                });
+                o.anchors.push(parsed.unwrap_or_else(|| {
+                    die(&format!("--anchor {v}: expected ID=ADDR/NETMASK[/GATEWAY]"))
+                }));
+            }
+            "--action-time" => o.action_time = parse_duration(&value()).unwrap_or_else(|e| die(&e)),
+            "--metadata-lag" => {
+                o.metadata_lag = parse_duration(&value()).unwrap_or_else(|e| die(&e))
+            }
+            "--rate-limit" => {
+                let v = value();
+                let r = v
+                    .split_once('/')
+                    .and_then(|(m, h)| Some((m.parse().ok()?, h.parse().ok()?)));
+                o.rate =
+                    Some(r.unwrap_or_else(|| die(&format!("--rate-limit {v}: expected MIN/HOUR"))));
+            }
+            "--seed" => {
+                let v = value();
+                o.seed = Some(
+                    v.parse()
+                        .unwrap_or_else(|_| die(&format!("--seed {v}: not a number"))),
+                );
+            }
+            "--ready-file" => o.ready_file = Some(value()),
+            other => die(&format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    o
+}
+
+fn main() {
+    let o = parse_args();
+    let main_at = o
+        .listens
+        .iter()
+        .position(|(_, ns)| ns.is_none())
+        .map(|i| o.listens[i].0);
+    let cloud = FakeCloud::start_at(main_at.unwrap_or_else(|| parse_addr("127.0.0.1:0")))
+        .unwrap_or_else(|e| die(&e.to_string()));
+    let mut api = Vec::new();
+    if main_at.is_some() {
+        api.push(cloud.api_url());
+    }
+    let mut first_main_skipped = false;
+    for (addr, ns) in &o.listens {
+        let url = match ns {
+            None if !first_main_skipped => {
+                first_main_skipped = true;
+                continue;
+            }
+            None => cloud.serve_api_at(*addr),
+            Some(ns) => cloud.try_serve_api_in_netns(ns, *addr),
+        };
+        api.push(url.unwrap_or_else(|e| die(&e.to_string())));
+    }
+    if api.is_empty() {
+        api.push(cloud.api_url());
+    }
+    for t in &o.tokens {
+        cloud.add_token(t);
+    }
+    for (ip, region, holder) in &o.ips {
+        cloud.add_ip_in(ip, region, *holder);
+    }
+    let mut metadata: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (id, at) in &o.droplets {
+        let url = match at {
+            None => Ok(cloud.add_droplet(*id)),
+            Some((addr, None)) => cloud.serve_metadata_at(*id, *addr),
+            Some((addr, Some(ns))) => cloud.try_serve_metadata_in_netns(*id, ns, *addr),
+        };
+        metadata
+            .entry(id.to_string())
+            .or_default()
+            .push(url.unwrap_or_else(|e| die(&e.to_string())));
+    }
+    for (id, addr, mask, gw) in &o.anchors {
+        let gw = gw.clone().unwrap_or_else(|| {
+            match (
+                addr.parse::<std::net::Ipv4Addr>(),
+                mask.parse::<std::net::Ipv4Addr>(),
+            ) {
+                (Ok(a), Ok(m)) => {
+                    std::net::Ipv4Addr::from((u32::from(a) & u32::from(m)) + 1).to_string()
+                }
+                _ => die(&format!(
+                    "--anchor {id}={addr}/{mask}: not an IPv4 address and netmask"
+                )),
+            }
+        });
+        cloud.set_anchor(*id, addr, mask, &gw);
+    }
+    cloud.set_action_time(o.action_time);
+    cloud.set_metadata_lag(o.metadata_lag);
+    if let Some((m, h)) = o.rate {
+        cloud.set_rate_limit(m, h);
+    }
+    if let Some(s) = o.seed {
+        cloud.seed_faults(s);
+    }
+    let ready = serde_json::json!({"api": api, "metadata": metadata}).to_string();
+    if let Some(p) = &o.ready_file {
+        // Write then rename, so a script polling for the file never reads half of it.
+        let tmp = format!("{p}.tmp");
+        std::fs::write(&tmp, format!("{ready}\n"))
+            .and_then(|()| std::fs::rename(&tmp, p))
+            .unwrap_or_else(|e| die(&format!("{p}: {e}")));
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{ready}");
+    let _ = out.flush();
+    drop(out);
+    // Serve until killed (SIGTERM/SIGINT end the process; the kernel closes the sockets).
+    loop {
+        std::thread::park();
+    }
+}
