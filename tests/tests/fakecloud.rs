@@ -715,6 +715,24 @@ fn an_injected_reset_resets_the_connection() {
     assert_eq!(cloud.metadata_request_count(101), 0);
     cloud.clear_faults();
     assert_eq!(call("GET", &format!("{md101}/id"), None, None).body, "101");
+    // A connection kept alive from before the outage is cut at its next request.
+    let mut s = TcpStream::connect(host_port(&md101)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(s, "GET /metadata/v1/id HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut first = [0u8; 512];
+    let n = s.read(&mut first).expect("first answer");
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 OK"));
+    cloud.inject(Fault::outage(Scope::Metadata));
+    write!(s, "GET /metadata/v1/id HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut rest = Vec::new();
+    let e = s.read_to_end(&mut rest).expect_err("reset");
+    assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+    assert_eq!(
+        cloud.metadata_request_count(101),
+        2,
+        "the cut request is not recorded"
+    );
 }
 
 #[test]

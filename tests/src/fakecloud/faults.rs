@@ -52,8 +52,9 @@ pub enum FaultKind {
     Reset,
     /// Read the request and never answer; the connection stays open until the client gives up.
     Hang,
-    /// The service is down: each new connection is reset at once, before a request is read.
-    /// Paths and methods are not looked at (nothing has been read).
+    /// The service is down: each new connection is reset at once, before a request is read,
+    /// and so is a connection opened before, at its next request. Not recorded; paths and
+    /// methods are not looked at. `Times(n)` counts connections and requests cut.
     Outage,
     /// 429 `too_many_requests` with this `retry-after`, whatever the budget says.
     RateLimited { retry_after: u64 },
@@ -249,7 +250,7 @@ impl Faults {
         self.list.retain(|f| f.trigger != Trigger::Times(0));
     }
 
-    /// A new connection on `listener`: is the service down for it?
+    /// A new connection, or a request on an open one, on `listener`: is the service down?
     pub fn on_connect(&mut self, listener: &Listener) -> bool {
         let mut down = false;
         for i in 0..self.list.len() {

@@ -297,7 +297,14 @@ fn serve_connection(
             }
         };
         let keep_alive = req.keep_alive;
-        let resp = if kind == Listener::Api && req.path.starts_with("/_fake/") {
+        let admin = kind == Listener::Api && req.path.starts_with("/_fake/");
+        // An outage also cuts connections opened before it (a client's kept-alive one).
+        if !admin && shared.lock_faults().on_connect(&kind) {
+            shared.unregister_conn(conn_id);
+            reset(writer);
+            return;
+        }
+        let resp = if admin {
             // The admin interface: never recorded, never faulted.
             admin::handle(&shared, &req)
         } else {
