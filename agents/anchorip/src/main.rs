@@ -292,6 +292,7 @@ impl Agent for AnchorIp {
         }
         let mut nl = open_netlink(ctx)?;
         let (link, present) = find(&mut nl, anchor)?;
+        let mut message = format!("{anchor} is not on {} (it was gone already)", anchor.nic);
         if let (Some(link), true) = (link, present) {
             match nl.delete(link.index, anchor.addr) {
                 Ok(()) => {}
@@ -314,11 +315,11 @@ impl Agent for AnchorIp {
                     anchor.nic
                 )));
             }
-            ctx.log
-                .info(format!("removed {anchor} from {}", anchor.nic));
+            message = format!("removed {anchor} from {}", anchor.nic);
+            ctx.log.info(&message);
         }
         state.remove(Started::RECORD)?;
-        Ok(Status::ok(format!("{anchor} is not on {}", anchor.nic)))
+        Ok(Status::ok(message))
     }
 
     fn monitor(&self, ctx: &Context) -> OcfResult<Status> {
