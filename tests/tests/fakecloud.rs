@@ -258,7 +258,8 @@ fn check_action(a: &Value, status: &str, kind: &str, resource_type: &str) {
 fn an_assign_stays_in_progress_then_completes_and_moves_the_ip() {
     let (cloud, _, _) = setup();
     let api = cloud.api_url();
-    cloud.set_action_time(Duration::from_millis(700));
+    // Long enough for the checks below to run while it is pending, even on a loaded machine.
+    cloud.set_action_time(Duration::from_secs(2));
     let a = assign(&cloud, "reserved_ips", 102);
     assert_eq!(a.status, 201, "{}", a.body);
     assert_rate_headers(&a);
@@ -579,7 +580,7 @@ fn metadata_answers_as_the_droplet_sees_it() {
 fn metadata_follows_assignments_after_completion_and_with_a_lag() {
     let (cloud, md101, md102) = setup();
     let active = |md: &str| call("GET", &format!("{md}/reserved_ip/ipv4/active"), None, None).body;
-    cloud.set_action_time(Duration::from_millis(300));
+    cloud.set_action_time(Duration::from_millis(1500));
     assert_eq!(assign(&cloud, "reserved_ips", 102).status, 201);
     // While in progress nothing has moved.
     assert_eq!(active(&md101), "true");
@@ -978,7 +979,7 @@ fn the_admin_interface_reads_and_steers_the_fake() {
         admin(
             "POST",
             "config",
-            json!({"action_time_ms": 400, "metadata_lag_ms": 0, "rate_per_minute": 100})
+            json!({"action_time_ms": 5000, "metadata_lag_ms": 0, "rate_per_minute": 100})
         )
         .status,
         200
@@ -1015,7 +1016,7 @@ fn the_admin_interface_reads_and_steers_the_fake() {
     );
     assert_eq!(a.status, 201);
     let state = admin("GET", "state", json!({})).json();
-    assert_eq!(state["action_time_ms"], 400);
+    assert_eq!(state["action_time_ms"], 5000);
     assert_eq!(state["rate_limit"]["per_minute"], 100);
     assert_eq!(state["api_requests"], 1);
     assert_eq!(state["metadata_requests"], 1);
