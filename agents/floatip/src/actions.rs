@@ -180,12 +180,16 @@ impl<C: Connect> Agent for Floatip<C> {
 
         let mut seen: IpHolding = first.clone();
         let mut wait = Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
+        let mut last_busy: Option<String> = None;
         loop {
             if seen.locked {
                 // Another action is pending on the address: let it end, then look again.
                 if !ctx.deadline.sleep(wait.next_delay()) {
+                    let last = last_busy
+                        .map(|b| format!(" (last refusal: {b})"))
+                        .unwrap_or_default();
                     return Err(OcfError::generic(format!(
-                        "an action pending on {ip} did not end before the timeout"
+                        "{ip} stayed busy with another action until the timeout{last}"
                     )));
                 }
                 seen = read("reading the IP")?;
@@ -211,6 +215,7 @@ impl<C: Connect> Agent for Floatip<C> {
                 }
                 Err(Fault::Busy(d)) => {
                     ctx.log.info(format_args!("{d}; waiting for it to end"));
+                    last_busy = Some(d);
                     seen.locked = true;
                 }
                 Err(f) => return Err(fail(ctx, f)),

@@ -1,0 +1,119 @@
+//! The floatip tests' shared setup: a fake cloud on loopback, one droplet per node, each node
+//! with its own HA_RSCTMP, and the agent run as Pacemaker runs it.
+#![allow(dead_code)]
+
+use cloudha_tests::fakecloud::FakeCloud;
+use cloudha_tests::{agent_bin, run_agent, AgentRun};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "dop_v1_cloudhatest_5f1e2d3c4b5a69788796a5b4c3d2e1f0";
+pub const IP: &str = "203.0.113.10";
+/// Droplet ids of the nodes.
+pub const A: u64 = 3_160_001;
+pub const B: u64 = 3_160_002;
+
+/// One node: a droplet with its metadata service and its own state directory.
+pub struct Node {
+    pub droplet: u64,
+    pub metadata_url: String,
+    pub rsctmp: tempfile::TempDir,
+}
+
+pub struct Cloud {
+    pub fake: FakeCloud,
+    pub nodes: Vec<Node>,
+}
+
+/// A fake account with the token, `IP` held by `holder`, and droplets `ids` as nodes.
+pub fn cloud(holder: Option<u64>, ids: &[u64]) -> Cloud {
+    let fake = FakeCloud::start();
+    fake.add_token(TOKEN);
+    fake.add_ip(IP, holder);
+    let nodes = ids
+        .iter()
+        .map(|&id| Node {
+            droplet: id,
+            metadata_url: fake.add_droplet(id),
+            rsctmp: tempfile::tempdir().expect("tempdir"),
+        })
+        .collect();
+    Cloud { fake, nodes }
+}
+
+impl Cloud {
+    /// The environment Pacemaker gives node `n`'s agent: parameters, instance, state directory.
+    pub fn env(&self, n: usize) -> Vec<(String, String)> {
+        let node = &self.nodes[n];
+        vec![
+            ("OCF_RESKEY_ip".into(), IP.into()),
+            ("OCF_RESKEY_api_token".into(), TOKEN.into()),
+            ("OCF_RESKEY_api_url".into(), self.fake.api_url()),
+            ("OCF_RESKEY_metadata_url".into(), node.metadata_url.clone()),
+            ("OCF_RESOURCE_INSTANCE".into(), "public-ip".into()),
+            ("OCF_RESOURCE_TYPE".into(), "floatip".into()),
+            ("OCF_RESOURCE_PROVIDER".into(), "cloudha".into()),
+            ("HA_RSCTMP".into(), node.rsctmp.path().display().to_string()),
+        ]
+    }
+
+    /// Run `action` on node `n`; `extra` adds or replaces variables (an empty value removes one).
+    pub fn run(&self, n: usize, action: &str, extra: &[(&str, &str)]) -> Timed {
+        run_with(&agent_bin("floatip"), self.env(n), action, extra)
+    }
+
+    /// A recurring monitor (interval 10 s) on node `n`.
+    pub fn monitor(&self, n: usize) -> Timed {
+        self.run(n, "monitor", &[("OCF_RESKEY_CRM_meta_interval", "10000")])
+    }
+
+    pub fn record(&self, n: usize) -> PathBuf {
+        self.nodes[n]
+            .rsctmp
+            .path()
+            .join("cloudha/floatip-public-ip.started")
+    }
+}
+
+/// An agent run and how long it took.
+#[derive(Debug)]
+pub struct Timed {
+    pub run: AgentRun,
+    pub took: Duration,
+}
+
+impl Timed {
+    pub fn code(&self) -> i32 {
+        self.run.code
+    }
+    /// Assert the exit code, showing the agent's words when it differs.
+    pub fn expect(&self, code: i32, what: &str) -> &Timed {
+        assert_eq!(
+            self.run.code, code,
+            "{what}: expected {code}, got {} after {:?}\nstdout: {}\nstderr: {}",
+            self.run.code, self.took, self.run.stdout, self.run.stderr
+        );
+        self
+    }
+}
+
+pub fn run_with(
+    bin: &std::path::Path,
+    mut env: Vec<(String, String)>,
+    action: &str,
+    extra: &[(&str, &str)],
+) -> Timed {
+    for (k, v) in extra {
+        env.retain(|(ek, _)| ek != k);
+        if !v.is_empty() {
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let t = Instant::now();
+    let run = run_agent(bin, action, &vars, None);
+    Timed {
+        run,
+        took: t.elapsed(),
+    }
+}

@@ -1,0 +1,105 @@
+//! floatip as installed: its meta-data (checked in, valid for ocf-tester and Pacemaker),
+//! ocf-tester against the fake cloud, and the tutorial's `ocf:digitalocean:floatip` with its
+//! parameter names `do_token` and `floating_ip`.
+
+mod common;
+
+use cloudha_tests::{check_metadata, ocf_tester, require_root, Installed};
+use common::{cloud, run_with, A, B, IP, TOKEN};
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn metadata_is_checked_in_and_valid() {
+    check_metadata("floatip");
+}
+
+/// A root-only token file.
+fn token_file(dir: &std::path::Path) -> String {
+    let p = dir.join("do-token");
+    std::fs::write(&p, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn ocf_tester_passes_against_the_fake() {
+    require_root();
+    let installed = Installed::new();
+    let c = cloud(Some(B), &[A]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let api = c.fake.api_url();
+    let name = format!("floatip-ocft-{}", std::process::id());
+    let (ok, out) = ocf_tester(
+        &installed.agent("cloudha", "floatip"),
+        &name,
+        &[
+            ("ip", IP),
+            // The token stays out of ocf-tester's argv: a file, as the docs recommend.
+            ("api_token_file", &token),
+            ("api_url", &api),
+            ("metadata_url", &c.nodes[0].metadata_url),
+        ],
+        None,
+    );
+    assert!(ok, "ocf-tester failed:\n{out}");
+    assert_eq!(c.fake.holder(IP), Some(A));
+}
+
+#[test]
+fn the_tutorial_agent_path_and_names_work_unchanged() {
+    require_root();
+    let installed = Installed::new();
+    let legacy = installed.agent("digitalocean", "floatip");
+    assert!(
+        std::fs::symlink_metadata(&legacy).is_ok(),
+        "{} is not installed",
+        legacy.display()
+    );
+    let c = cloud(Some(B), &[A]);
+    let env: Vec<(String, String)> = vec![
+        ("OCF_RESKEY_do_token".into(), TOKEN.into()),
+        ("OCF_RESKEY_floating_ip".into(), IP.into()),
+        ("OCF_RESKEY_api_url".into(), c.fake.api_url()),
+        (
+            "OCF_RESKEY_metadata_url".into(),
+            c.nodes[0].metadata_url.clone(),
+        ),
+        ("OCF_RESOURCE_INSTANCE".into(), "FloatIP".into()),
+        ("OCF_RESOURCE_TYPE".into(), "floatip".into()),
+        ("OCF_RESOURCE_PROVIDER".into(), "digitalocean".into()),
+        (
+            "HA_RSCTMP".into(),
+            c.nodes[0].rsctmp.path().display().to_string(),
+        ),
+    ];
+    let run = |action: &str, extra: &[(&str, &str)]| run_with(&legacy, env.clone(), action, extra);
+    run("validate-all", &[]).expect(0, "validate-all");
+    run("validate-all", &[("OCF_CHECK_LEVEL", "10")]).expect(0, "validate-all level 10");
+    run("monitor", &[]).expect(7, "probe");
+    run("start", &[]).expect(0, "start");
+    assert_eq!(c.fake.holder(IP), Some(A));
+    run("monitor", &[("OCF_RESKEY_CRM_meta_interval", "10000")]).expect(0, "monitor");
+    run("stop", &[]).expect(0, "stop");
+    run("monitor", &[]).expect(7, "probe after stop");
+    let meta = run("meta-data", &[]);
+    meta.expect(0, "meta-data");
+    assert!(meta.run.stdout.contains("<parameter name=\"do_token\""));
+    assert!(meta.run.stdout.contains("<parameter name=\"floating_ip\""));
+
+    // ocf-tester with the tutorial's parameters, as its users configured them.
+    let name = format!("floatip-legacy-{}", std::process::id());
+    let api = c.fake.api_url();
+    let (ok, out) = ocf_tester(
+        &legacy,
+        &name,
+        &[
+            ("do_token", TOKEN),
+            ("floating_ip", IP),
+            ("api_url", &api),
+            ("metadata_url", &c.nodes[0].metadata_url),
+        ],
+        None,
+    );
+    assert!(ok, "ocf-tester (legacy names) failed:\n{out}");
+}

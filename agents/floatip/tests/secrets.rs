@@ -1,0 +1,192 @@
+//! The token stays secret: never in stdout, stderr, the log file or syslog fallback, exit reasons,
+//! or the agent's argv, whatever the action and whatever fails. And the token file's rules.
+
+mod common;
+
+use cloudha_tests::fakecloud::{Fault, Scope};
+use common::{cloud, Cloud, A, B, TOKEN};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+fn assert_clean(what: &str, text: &str) {
+    assert!(!text.contains(TOKEN), "{what} carries the token:\n{text}");
+    // Not even a recognisable part of it.
+    assert!(
+        !text.contains(&TOKEN[7..27]),
+        "{what} carries part of the token:\n{text}"
+    );
+}
+
+/// Every action, with debug logging to a file and to syslog (or stderr without a syslog daemon).
+fn every_action(c: &Cloud, extra: &[(&str, &str)], label: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ha-log");
+    let debug = dir.path().join("ha-debug");
+    let logging = [
+        ("HA_debug", "1"),
+        ("HA_LOGFILE", log.to_str().unwrap()),
+        ("HA_DEBUGLOG", debug.to_str().unwrap()),
+        ("HA_LOGFACILITY", "daemon"),
+    ];
+    let runs: &[(&str, &[(&str, &str)])] = &[
+        ("meta-data", &[]),
+        ("validate-all", &[]),
+        ("validate-all", &[("OCF_CHECK_LEVEL", "10")]),
+        ("monitor", &[]),
+        ("start", &[]),
+        ("monitor", &[("OCF_RESKEY_CRM_meta_interval", "10000")]),
+        ("monitor", &[]),
+        ("stop", &[]),
+        ("notify", &[]),
+        ("reload", &[]),
+        ("promote", &[]),
+    ];
+    for (action, vars) in runs {
+        let mut all: Vec<(&str, &str)> = logging.to_vec();
+        all.extend_from_slice(extra);
+        all.extend_from_slice(vars);
+        let t = c.run(0, action, &all);
+        let what = format!("{label}: {action} {vars:?} (rc {})", t.code());
+        assert_clean(&format!("{what} stdout"), &t.run.stdout);
+        assert_clean(&format!("{what} stderr"), &t.run.stderr);
+    }
+    for f in [&log, &debug] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        assert_clean(&format!("{label}: {}", f.display()), &text);
+    }
+    let debug_text = std::fs::read_to_string(&debug).unwrap_or_default();
+    assert!(
+        debug_text.contains("DEBUG"),
+        "{label}: debug logging was on, yet no debug line was written"
+    );
+}
+
+#[test]
+fn the_token_is_never_printed() {
+    require_root_for_files();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = file.display().to_string();
+
+    // Fine weather, token as a parameter and as a file.
+    every_action(
+        &cloud(Some(B), &[A]),
+        &[("OCF_RESKEY_CRM_meta_timeout", "3000")],
+        "param",
+    );
+    every_action(
+        &cloud(Some(B), &[A]),
+        &[
+            ("OCF_RESKEY_api_token", ""),
+            ("OCF_RESKEY_api_token_file", &file),
+            ("OCF_RESKEY_CRM_meta_timeout", "3000"),
+        ],
+        "file",
+    );
+    // Failures write the most words: a rejected token, a failing API.
+    let c = cloud(Some(B), &[A]);
+    c.fake.revoke_token(TOKEN);
+    every_action(&c, &[("OCF_RESKEY_CRM_meta_timeout", "2000")], "401");
+    let c = cloud(Some(B), &[A]);
+    c.fake.inject(Fault::status(Scope::Api, 503));
+    every_action(&c, &[("OCF_RESKEY_CRM_meta_timeout", "2000")], "503");
+    // A token the API rejects because it is garbage is still not echoed.
+    let c = cloud(Some(B), &[A]);
+    every_action(
+        &c,
+        &[
+            ("OCF_RESKEY_api_token", ""),
+            ("OCF_RESKEY_do_token", TOKEN),
+            ("OCF_RESKEY_CRM_meta_timeout", "2000"),
+            ("OCF_RESKEY_ip", "not-an-ip"),
+        ],
+        "bad ip",
+    );
+}
+
+fn require_root_for_files() {
+    // Token files must belong to root (or to the agent's user): the test runs as root, as CI.
+    cloudha_tests::require_root();
+}
+
+#[test]
+fn the_token_is_not_in_the_agents_argv() {
+    let c = cloud(Some(B), &[A]);
+    c.fake.set_action_time(Duration::from_millis(1500));
+    let mut cmd = std::process::Command::new(cloudha_tests::agent_bin("floatip"));
+    cmd.arg("start").env_clear();
+    for (k, v) in c.env(0) {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert_eq!(args.len(), 2, "{args:?}");
+    assert_eq!(args[1], "start");
+    // No helper process either (a curl with the token on its command line, as the tutorial's).
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+        .unwrap_or_default();
+    assert!(
+        children.trim().is_empty(),
+        "the agent runs children: {children}"
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn token_file_rules() {
+    require_root_for_files();
+    let c = cloud(Some(B), &[A]);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str, mode: u32| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p.display().to_string()
+    };
+    let ok = write("ok", &format!("{TOKEN}\n"), 0o600);
+    let readable = write("readable", TOKEN, 0o644);
+    let writable = write("writable", TOKEN, 0o666);
+    let empty = write("empty", "\n", 0o600);
+    let missing = dir.path().join("missing").display().to_string();
+    let with = |file: &str, action: &str| {
+        c.run(
+            0,
+            action,
+            &[
+                ("OCF_RESKEY_api_token", ""),
+                ("OCF_RESKEY_api_token_file", file),
+            ],
+        )
+    };
+    with(&ok, "validate-all").expect(0, "a root-only file");
+    let r = with(&readable, "validate-all");
+    r.expect(0, "a world-readable file works");
+    assert!(
+        r.run.stderr.contains("readable by others"),
+        "{}",
+        r.run.stderr
+    );
+    let w = with(&writable, "start");
+    w.expect(
+        4,
+        "a world-writable file is refused (a permission problem on this node)",
+    );
+    assert!(w.run.exit_reason().unwrap().contains("writable by others"));
+    with(&empty, "start").expect(5, "an empty file is missing on this node");
+    with(&missing, "start").expect(5, "a missing file is missing on this node");
+    assert!(c.fake.actions().is_empty());
+    with(&ok, "start").expect(0, "start with the file");
+    assert_eq!(c.fake.holder(common::IP), Some(A));
+}
