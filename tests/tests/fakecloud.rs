@@ -761,6 +761,64 @@ fn an_injected_hang_never_answers() {
 }
 
 #[test]
+fn injected_garbled_and_truncated_answers_are_not_what_was_asked() {
+    let (cloud, md101, _) = setup();
+    cloud.inject(Fault::garbled(Scope::Metadata).times(1));
+    let a = call(
+        "GET",
+        &format!("{md101}/reserved_ip/ipv4/active"),
+        None,
+        None,
+    );
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("<html>"), "{}", a.body);
+    assert_eq!(
+        call(
+            "GET",
+            &format!("{md101}/reserved_ip/ipv4/active"),
+            None,
+            None
+        )
+        .body,
+        "true"
+    );
+    cloud.inject(Fault::garbled(Scope::Api).times(1));
+    let a = get(&format!("{}/v2/reserved_ips/{IP}", cloud.api_url()));
+    assert_eq!(a.status, 200);
+    assert!(
+        serde_json::from_str::<Value>(&a.body).is_err(),
+        "{}",
+        a.body
+    );
+
+    cloud.inject(Fault::truncated(Scope::All).times(2));
+    let mut s = raw_get(host_port(&md101), "/metadata/v1/id");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .expect("read until the fake closes");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    let promised: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|n| n.parse().ok())
+        .expect("content-length");
+    assert!(body.len() < promised, "{body:?} vs {promised}");
+    let r = agent()
+        .get(&format!("{}/v2/reserved_ips/{IP}", cloud.api_url()))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .call()
+        .and_then(|mut r| r.body_mut().read_to_string());
+    assert!(r.is_err(), "a cut answer reads as an error: {r:?}");
+    assert_eq!(
+        get(&format!("{}/v2/reserved_ips/{IP}", cloud.api_url())).status,
+        200
+    );
+}
+
+#[test]
 fn every_request_is_recorded_with_headers_body_and_listener() {
     let (cloud, md101, _) = setup();
     get(&format!("{}/v2/reserved_ips/{IP}", cloud.api_url()));

@@ -58,6 +58,12 @@ pub enum FaultKind {
     Outage,
     /// 429 `too_many_requests` with this `retry-after`, whatever the budget says.
     RateLimited { retry_after: u64 },
+    /// 200 with a body that is not what was asked for (an HTML error page, as a proxy or a
+    /// captive portal would send): neither the text nor the JSON the path promises.
+    Garbled,
+    /// The normal answer cut short: the headers promise more body than is sent, then the
+    /// connection closes.
+    Truncated,
     /// The next assign/unassign actions created end `errored` (the holder does not change).
     /// Only the trigger matters (use `Times`); scope, path and method are ignored.
     ActionErrored,
@@ -103,6 +109,12 @@ impl Fault {
     }
     pub fn rate_limited(retry_after: u64) -> Fault {
         Fault::new(Scope::Api, FaultKind::RateLimited { retry_after })
+    }
+    pub fn garbled(scope: Scope) -> Fault {
+        Fault::new(scope, FaultKind::Garbled)
+    }
+    pub fn truncated(scope: Scope) -> Fault {
+        Fault::new(scope, FaultKind::Truncated)
     }
     pub fn action_errored() -> Fault {
         Fault::new(Scope::Api, FaultKind::ActionErrored)
@@ -159,6 +171,8 @@ impl Fault {
             "rate_limited" => FaultKind::RateLimited {
                 retry_after: n("retry_after").unwrap_or(1),
             },
+            "garbled" => FaultKind::Garbled,
+            "truncated" => FaultKind::Truncated,
             "action_errored" => FaultKind::ActionErrored,
             other => return Err(format!("kind {other:?} is unknown")),
         };
@@ -190,7 +204,8 @@ impl Fault {
 #[derive(Debug, Default)]
 pub struct Decision {
     pub delay: Duration,
-    /// A fault that replaces the normal answer (Status, Reset, Hang, RateLimited).
+    /// A fault that replaces or spoils the normal answer (all kinds but Delay, Outage and
+    /// ActionErrored).
     pub answer: Option<FaultKind>,
 }
 
@@ -286,7 +301,9 @@ impl Faults {
                 k @ (FaultKind::Status(_)
                 | FaultKind::Reset
                 | FaultKind::Hang
-                | FaultKind::RateLimited { .. }) => {
+                | FaultKind::RateLimited { .. }
+                | FaultKind::Garbled
+                | FaultKind::Truncated) => {
                     if d.answer.is_none() && self.fire(i) {
                         d.answer = Some(k);
                     }

@@ -200,6 +200,26 @@ fn write_response(w: &mut TcpStream, resp: &Response, keep_alive: bool) -> io::R
     w.flush()
 }
 
+/// What a `Garbled` fault answers: a proxy's error page where text or JSON was promised.
+const GARBLED: &str = "<html><head><title>502 Bad Gateway</title></head>\n<body><center><h1>502 Bad Gateway</h1></center></body></html>\n";
+
+/// The status line and headers of `resp` promising its whole body, then half of it (at least
+/// one byte short); the caller closes the connection.
+fn write_truncated(w: &mut TcpStream, resp: &Response) -> io::Result<()> {
+    let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
+    for (k, v) in &resp.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        resp.body.len() + 1
+    ));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&resp.body[..resp.body.len() / 2]);
+    w.write_all(&bytes)?;
+    w.flush()
+}
+
 /// Close with RST instead of FIN: SO_LINGER on with a zero timeout.
 fn reset(stream: TcpStream) {
     let linger = libc::linger {
@@ -334,6 +354,15 @@ fn serve_connection(
                     reset(writer);
                     return;
                 }
+                Some(FaultKind::Truncated) => {
+                    let resp = match &kind {
+                        Listener::Api => api::handle(&shared, &req),
+                        Listener::Metadata(id) => metadata::handle(&shared, *id, &req),
+                    };
+                    let _ = write_truncated(&mut writer, &resp);
+                    break;
+                }
+                Some(FaultKind::Garbled) => Response::new(200, "text/html", GARBLED),
                 Some(FaultKind::Hang) => {
                     // Never answer: drain until the client gives up or the fake stops.
                     let mut sink = [0u8; 4096];
