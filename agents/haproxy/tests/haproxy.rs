@@ -109,6 +109,28 @@ fn bad_input_gets_the_right_code_and_reason() {
     );
     assert_code(&r, 5, "missing conffile");
 
+    // A configuration this user cannot read: 4 (run as nobody; root reads everything).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let private = lb.dir.path().join("private.cfg");
+        std::fs::write(&private, config(fe, &[free_port()])).expect("write");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let out = std::process::Command::new(cloudha_tests::agent_bin("haproxy"))
+            .arg("start")
+            .env_clear()
+            .env("OCF_RESKEY_config", &private)
+            .env("HA_RSCTMP", lb.dir.path().join("nobody"))
+            .env("OCF_RESOURCE_INSTANCE", &lb.instance)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("run as nobody");
+        let r = cloudha_tests::AgentRun::from(out);
+        assert_code(&r, 4, "unreadable config");
+        assert!(r.exit_reason().expect("reason").contains("private.cfg"));
+    }
+
     // A configuration that fails the check: 5, HAProxy's first ALERT is the reason.
     lb.write_config(&format!(
         "{}    bogus_keyword here\n",
