@@ -1189,6 +1189,7 @@ fn the_fakecloud_program_serves_what_its_options_say() {
             .expect("json");
     assert_eq!(ready, from_file);
     let api = ready["api"][0].as_str().expect("api url").to_string();
+    assert_eq!(ready["admin"], ready["api"][0]);
     let md101 = ready["metadata"]["101"][0]
         .as_str()
         .expect("md 101")
@@ -1261,6 +1262,76 @@ fn the_fakecloud_program_serves_what_its_options_say() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_fakecloud_program_serves_inside_network_namespaces() {
+    require_root();
+    let bin = cloudha_tests::bin_dir().join("fakecloud");
+    assert!(
+        bin.is_file(),
+        "{} missing: cargo build -p cloudha-tests",
+        bin.display()
+    );
+    let node = Netns::new("fakeprog");
+    node.ip(&["addr", "add", "169.254.169.254/32", "dev", "lo"]);
+    let mut child = Command::new(&bin)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:8080@{}", node.name),
+            "--token",
+            TOKEN,
+        ])
+        .args(["--ip", &format!("{IP}=101")])
+        .args([
+            "--droplet",
+            &format!("101@169.254.169.254:80@{}", node.name),
+        ])
+        .args([
+            "--droplet",
+            &format!("102@169.254.169.254:81@/run/netns/{}", node.name),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn fakecloud");
+    let stdout = child.stdout.take().expect("stdout");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    assert_eq!(ready["api"], json!(["http://127.0.0.1:8080"]));
+    assert_eq!(
+        ready["metadata"]["101"],
+        json!(["http://169.254.169.254:80/metadata/v1"])
+    );
+    assert_eq!(
+        ready["metadata"]["102"],
+        json!(["http://169.254.169.254:81/metadata/v1"])
+    );
+    let admin = ready["admin"].as_str().expect("admin url");
+    assert!(admin.starts_with("http://127.0.0.1:"), "{admin}");
+    // Inside the node: its API and its metadata. Outside: the admin interface, same state.
+    let inside = get_in_netns(
+        &node.name,
+        &format!("http://127.0.0.1:8080/v2/reserved_ips/{IP}"),
+    );
+    assert_eq!(inside.json()["reserved_ip"]["droplet"]["id"], 101);
+    let md = get_in_netns(&node.name, "http://169.254.169.254:81/metadata/v1/id");
+    assert_eq!(md.body, "102");
+    let state = call("GET", &format!("{admin}/_fake/state"), None, None).json();
+    assert_eq!(state["api_requests"], 1);
+    assert_eq!(state["metadata_requests"], 1);
+    let reqs = call("GET", &format!("{admin}/_fake/requests"), None, None).json();
+    assert_eq!(reqs[0]["netns"], node.name.as_str());
 }
 
 fn assign_at(api: &str, droplet: u64) -> Answer {

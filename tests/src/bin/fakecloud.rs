@@ -23,7 +23,8 @@ const USAGE: &str = "usage: fakecloud [options]
   --rate-limit MIN/HOUR      requests per token per minute and per hour (default 250/5000)
   --seed N                   seed for faults that fire for a fraction of requests
   --ready-file PATH          also write the ready line to PATH
-Prints {\"api\":[URL...],\"metadata\":{\"ID\":[URL...]}} on one line when ready.";
+Prints {\"api\":[URL...],\"admin\":URL,\"metadata\":{\"ID\":[URL...]}} on one line when ready
+(admin: the main API listener, in this namespace; /_fake/ is served on every API listener).";
 
 fn die(msg: &str) -> ! {
     eprintln!("fakecloud: {msg}");
@@ -260,7 +261,9 @@ fn main() {
     if let Some(s) = o.seed {
         cloud.seed_faults(s);
     }
-    let ready = serde_json::json!({"api": api, "metadata": metadata}).to_string();
+    // "admin": the main API listener, in this namespace, where scripts reach /_fake/ from.
+    let ready =
+        serde_json::json!({"api": api, "admin": cloud.api_url(), "metadata": metadata}).to_string();
     if let Some(p) = &o.ready_file {
         // Write then rename, so a script polling for the file never reads half of it.
         let tmp = format!("{p}.tmp");
