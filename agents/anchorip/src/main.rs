@@ -8,7 +8,7 @@ mod netlink;
 use anchor::{instance_fallback, Anchor, IpChoice, Started, Wanted};
 use cloudha_common::agent::{Agent, Context, Status};
 use cloudha_common::{ActionSpec, AgentSpec, InstanceState, OcfError, OcfResult, ParamSpec};
-use netlink::{Link, Rtnl};
+use netlink::{IfAddr, Link, Rtnl};
 use std::io;
 use std::net::IpAddr;
 
@@ -109,18 +109,17 @@ fn read_started(ctx: &Context, state: &InstanceState) -> OcfResult<Option<Starte
     })
 }
 
-/// Whether `anchor`'s address is on its interface now (with any prefix), and that interface.
-fn find(nl: &mut Rtnl, anchor: &Anchor) -> OcfResult<(Option<Link>, bool)> {
+/// `anchor`'s address as it is on its interface now (with any prefix), and that interface.
+fn find(nl: &mut Rtnl, anchor: &Anchor) -> OcfResult<(Option<Link>, Option<IfAddr>)> {
     let Some(link) = nl
         .link(&anchor.nic)
         .map_err(|e| netlink_error(&format!("cannot read interface '{}'", anchor.nic), e))?
     else {
-        return Ok((None, false));
+        return Ok((None, None));
     };
     let present = nl
         .find(link.index, anchor.addr.addr)
-        .map_err(|e| netlink_error(&format!("cannot read the addresses of '{}'", anchor.nic), e))?
-        .is_some();
+        .map_err(|e| netlink_error(&format!("cannot read the addresses of '{}'", anchor.nic), e))?;
     Ok((Some(link), present))
 }
 
@@ -143,9 +142,9 @@ impl AnchorIp {
         };
         match find(&mut nl, &anchor) {
             Ok((None, _)) => format!("{anchor} is not on {}: no such interface", anchor.nic),
-            Ok((Some(_), false)) => format!("{anchor} is not on {}", anchor.nic),
-            Ok((Some(_), true)) => format!(
-                "{} is on {}, but anchorip has not started it here (it was there already)",
+            Ok((Some(_), None)) => format!("{anchor} is not on {}", anchor.nic),
+            Ok((Some(_), Some(_))) => format!(
+                "{} is on {}, but this instance has not started it",
                 anchor.addr.addr, anchor.nic
             ),
             Err(_) => not_started.to_string(),
@@ -205,9 +204,9 @@ impl Agent for AnchorIp {
         let message = match existing {
             Some(found) => {
                 // Ours if a start of this instance added it; otherwise the system's, left alone.
-                let added = previous
-                    .as_ref()
-                    .is_some_and(|p| p.added && p.anchor.addr.addr == anchor.addr.addr);
+                let added = previous.as_ref().is_some_and(|p| {
+                    p.added && p.anchor.addr.addr == anchor.addr.addr && p.anchor.nic == anchor.nic
+                });
                 if found.prefix != anchor.addr.prefix {
                     ctx.log.warn(format!(
                         "{} is on {} as /{}, not /{}: left as it is",
@@ -293,7 +292,19 @@ impl Agent for AnchorIp {
         let mut nl = open_netlink(ctx)?;
         let (link, present) = find(&mut nl, anchor)?;
         let mut message = format!("{anchor} is not on {} (it was gone already)", anchor.nic);
-        if let (Some(link), true) = (link, present) {
+        if let Some(other) = present.filter(|p| p.prefix != anchor.addr.prefix) {
+            // Replaced since the start by someone else's, with another prefix: not ours any more.
+            ctx.log.warn(format!(
+                "{} is on {} as /{}, not the /{} anchorip added: left as it is",
+                anchor.addr.addr, anchor.nic, other.prefix, anchor.addr.prefix
+            ));
+            state.remove(Started::RECORD)?;
+            return Ok(Status::ok(format!(
+                "stopped; {}/{} stays on {}: anchorip did not add it",
+                other.addr, other.prefix, anchor.nic
+            )));
+        }
+        if let (Some(link), Some(_)) = (link, present) {
             match nl.delete(link.index, anchor.addr) {
                 Ok(()) => {}
                 // Gone already (removed by someone else, or with its interface).
@@ -309,7 +320,7 @@ impl Agent for AnchorIp {
                     ))
                 }
             }
-            if find(&mut nl, anchor)?.1 {
+            if find(&mut nl, anchor)?.1.is_some() {
                 return Err(OcfError::generic(format!(
                     "{anchor} is still on {} after its removal",
                     anchor.nic
@@ -333,7 +344,7 @@ impl Agent for AnchorIp {
         let anchor = &started.anchor;
         let mut nl = open_netlink(ctx)?;
         let (link, present) = find(&mut nl, anchor)?;
-        if present {
+        if present.is_some() {
             return Ok(Status::ok(format!("{anchor} is on {}", anchor.nic)));
         }
         let why = match link {

@@ -351,3 +351,17 @@ fn flags_work_like_the_environment() {
     let (code, stderr) = run(&["--ip", "10.17.1.18", "--nic", "eth0", "dance"]);
     assert_eq!(code, 3, "{stderr}");
 }
+
+#[test]
+fn an_address_replaced_with_another_prefix_is_not_removed() {
+    let ns = Netns::new("a-repl");
+    let rsc = Rsc::new(&ns, "repl", &[("ip", "10.17.1.18")]);
+    expect(&rsc.start(), 0, "start");
+    // Someone else's now: same address, another prefix.
+    ns.ip(&["addr", "del", "10.17.1.18/32", "dev", "lo"]);
+    ns.ip(&["addr", "add", "10.17.1.18/24", "dev", "lo"]);
+    expect(&rsc.stop(), 0, "stop");
+    assert!(ns.addresses("lo").contains(&"10.17.1.18/24".to_string()));
+    expect(&rsc.monitor(), 7, "monitor after stop");
+    assert!(rsc.records().is_empty());
+}
