@@ -68,7 +68,9 @@ cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     # haproxy started by the agent under test leaves its process group: find it by its config.
     [ -f "$work/haproxy/haproxy.pid" ] && kill "$(cat "$work/haproxy/haproxy.pid")" 2>/dev/null
-    for p in $(pgrep -f "$work/haproxy/haproxy.cfg" 2>/dev/null); do kill "$p" 2>/dev/null; done
+    for p in $(pgrep -a -x haproxy | grep -F "$work/haproxy/haproxy.cfg" | cut -d' ' -f1); do
+        kill "$p" 2>/dev/null
+    done
     [ -n "$netns" ] && ip netns del "$netns" 2>/dev/null
     if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q 'installed'; then
         apt-get purge -y -q "$PKG" >/dev/null 2>&1 || dpkg --purge "$PKG" >/dev/null 2>&1
@@ -110,12 +112,13 @@ command -v cargo >/dev/null || { fail "cargo on PATH or in ~/.cargo/bin (install
 
 # --- build -----------------------------------------------------------------------------------
 # From a copy of the tree (what git would commit: tracked and new files, not ignored ones), so
-# the shared working tree gets no build debris.
+# the shared working tree gets no build debris. Files get the current time (tar -m): with their
+# own times, a file older than the last build at this path would not be rebuilt.
 echo "== dpkg-buildpackage"
 rm -rf "$build" && mkdir -p "$build/cloudha"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard \
     | while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done \
-    | tar --null --no-recursion -T - -cf - | tar -xf - -C "$build/cloudha") \
+    | tar --null --no-recursion -T - -cf - | tar -xmf - -C "$build/cloudha") \
     || { fail "copy the source tree"; finish; exit 1; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
 mkdir -p "$OUT"
@@ -208,44 +211,71 @@ ocf_tester_check() {
     fi
 }
 
-# anchorip: in a namespace of our own, with an interface for the address to go on.
+# anchorip and haproxy run in a network namespace of our own (nothing else listens there).
 netns="cloudha-pkgtest-$$"
 ip netns add "$netns"
 ip -n "$netns" link set lo up
-ip -n "$netns" link add eth0 type veth peer name peer0
-ip -n "$netns" link set eth0 up
-ip -n "$netns" link set peer0 up
-ip -n "$netns" addr add 10.17.0.5/16 dev eth0
+
+# anchorip: an explicit address, which goes on lo by default.
+anchor=10.17.1.18
 ocf_tester_check "ocf-tester ocf:cloudha:anchorip (in netns $netns)" \
-    pkgtest-anchorip "$OCF/cloudha/anchorip" "$netns" \
-    ip=10.17.0.6 cidr_netmask=16 nic=eth0 arp_count=0
+    pkgtest-anchorip "$OCF/cloudha/anchorip" "$netns" ip=$anchor
+check "anchorip: ocf-tester's last stop left no $anchor on lo" \
+    bash -c "! ip -n '$netns' -o addr show dev lo | grep -qw '$anchor'"
 
 # haproxy: a small loopback configuration in a temporary directory.
 mkdir -p "$work/haproxy"
 cat > "$work/haproxy/haproxy.cfg" <<EOF
 global
-    log stdout format raw local0 emerg
+    maxconn 100
 defaults
     mode http
     timeout connect 1s
     timeout client 5s
     timeout server 5s
 frontend fe
-    bind 127.0.0.1:0
+    bind 127.0.0.1:8080
     default_backend be
 backend be
-    server s1 127.0.0.1:9 disabled
+    server s1 127.0.0.1:8081
 EOF
-ocf_tester_check "ocf-tester ocf:cloudha:haproxy" \
-    pkgtest-haproxy "$OCF/cloudha/haproxy" "" \
-    conffile="$work/haproxy/haproxy.cfg" pidfile="$work/haproxy/haproxy.pid" \
-    socket="$work/haproxy/master.sock"
+chmod 644 "$work/haproxy/haproxy.cfg"
+ocf_tester_check "ocf-tester ocf:cloudha:haproxy (in netns $netns)" \
+    pkgtest-haproxy "$OCF/cloudha/haproxy" "$netns" \
+    config="$work/haproxy/haproxy.cfg" pidfile="$work/haproxy/haproxy.pid" \
+    master_socket="$work/haproxy/master.sock"
+check "haproxy: ocf-tester's last stop left no HAProxy running" \
+    bash -c "! pgrep -a -x haproxy | grep -F '$work/haproxy/haproxy.cfg'"
 
-# floatip: against the fake cloud (tests/src/bin/fakecloud.rs, docs/fakecloud.md).
-if [ -f "$repo/tests/src/bin/fakecloud.rs" ]; then
-    fail "ocf-tester ocf:cloudha:floatip: fakecloud is there but this script does not drive it yet"
+# floatip: against the fake cloud (tests/src/bin/fakecloud.rs, docs/fakecloud.md) on loopback.
+# This node is droplet 111; the IP starts on droplet 222, so start really moves it.
+float_ip=203.0.113.7
+fake_log="$work/fakecloud.log"
+if (cd "$repo" && cargo build -q --locked -p cloudha-tests --bin fakecloud) > "$fake_log" 2>&1; then
+    fake_bin="$CARGO_TARGET_DIR/debug/fakecloud"
+    token="pkgtest-token-$$"
+    printf '%s\n' "$token" > "$work/do-token"
+    chmod 600 "$work/do-token"
+    "$fake_bin" --token-file "$work/do-token" --ip "$float_ip=222" --droplet 111 --droplet 222 \
+        --ready-file "$work/fake.ready" > "$fake_log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do [ -s "$work/fake.ready" ] && break; sleep 0.1; done
+    api_url=$(grep -o '"api":\["[^"]*"' "$work/fake.ready" 2>/dev/null | cut -d'"' -f4)
+    md_url=$(grep -o '"111":\["[^"]*"' "$work/fake.ready" 2>/dev/null | cut -d'"' -f4)
+    if [ -n "$api_url" ] && [ -n "$md_url" ]; then
+        pass "fakecloud ready: API $api_url, metadata $md_url"
+        ocf_tester_check "ocf-tester ocf:cloudha:floatip (fake cloud)" \
+            pkgtest-floatip "$OCF/cloudha/floatip" "" \
+            ip=$float_ip api_token_file="$work/do-token" api_url="$api_url" metadata_url="$md_url"
+        # The tutorial's name and parameters (do_token, floating_ip), through the package's link.
+        ocf_tester_check "ocf-tester ocf:digitalocean:floatip with do_token and floating_ip" \
+            pkgtest-dofloatip "$COMPAT" "" \
+            floating_ip=$float_ip do_token="$token" api_url="$api_url" metadata_url="$md_url"
+    else
+        fail "fakecloud did not get ready" "$fake_log"
+    fi
 else
-    fail "ocf-tester ocf:cloudha:floatip: no fake cloud (tests/src/bin/fakecloud.rs) to run it against"
+    fail "cargo build -p cloudha-tests --bin fakecloud" "$fake_log"
 fi
 
 for a in "${AGENTS[@]}"; do
