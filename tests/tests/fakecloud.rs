@@ -632,6 +632,16 @@ fn injected_5xx_fire_n_times_or_for_a_fraction_and_are_transient() {
         assert_rate_headers(&a);
     }
     assert_eq!(get(&url).status, 200);
+    // Other statuses carry DigitalOcean's error for them.
+    cloud.inject(Fault::status(Scope::Api, 422).times(1));
+    let a = get(&url);
+    assert_error(&a, 422, "unprocessable_entity");
+    assert_eq!(
+        a.json()["message"],
+        "The floating IP already has a pending event."
+    );
+    cloud.inject(Fault::status(Scope::Api, 401).times(1));
+    assert_error(&get(&url), 401, "unauthorized");
     // Narrowed to a method: POSTs fail, GETs do not.
     cloud.inject(Fault::status(Scope::Api, 500).method("POST"));
     assert_eq!(get(&url).status, 200);

@@ -67,17 +67,32 @@ pub fn fault_answer(shared: &Shared, req: &Request, fault: &FaultKind) -> Respon
             error(429, "too_many_requests", "API Rate limit exceeded.", shared)
                 .header("retry-after", retry_after.to_string())
         }
-        FaultKind::Status(code) if *code >= 500 => error(
-            *code,
-            "server_error",
-            "Server was unable to give you a response.",
-            shared,
-        ),
         FaultKind::Status(429) => {
             error(429, "too_many_requests", "API Rate limit exceeded.", shared)
                 .header("retry-after", "1")
         }
-        FaultKind::Status(code) => error(*code, "injected", "An injected fault answered.", shared),
+        // The error DigitalOcean gives with that status, so that a client's handling is tested.
+        FaultKind::Status(code) => {
+            let (id, message) = match code {
+                400 => ("bad_request", "The request could not be understood."),
+                401 => ("unauthorized", "Unable to authenticate you."),
+                403 => (
+                    "forbidden",
+                    "You do not have access for the attempted action.",
+                ),
+                404 => (
+                    "not_found",
+                    "The resource you were accessing could not be found.",
+                ),
+                422 => (
+                    "unprocessable_entity",
+                    "The floating IP already has a pending event.",
+                ),
+                c if *c >= 500 => ("server_error", "Server was unable to give you a response."),
+                _ => ("injected", "An injected fault answered."),
+            };
+            error(*code, id, message, shared)
+        }
         _ => error(
             500,
             "server_error",
