@@ -894,6 +894,8 @@ fn keep_alive_and_chunked_bodies_work() {
 
 #[test]
 fn the_last_handle_or_shutdown_stops_every_listener() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<FakeCloud>();
     let (cloud, md101, _) = setup();
     let api = host_port(&cloud.api_url());
     let md = host_port(&md101);
