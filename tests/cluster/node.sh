@@ -28,6 +28,7 @@ rm -rf /var/lib/pacemaker/cib/* /var/lib/pacemaker/pengine/* /var/lib/corosync/*
 tar -C "$dir/root" -cf - . | tar -C / -xpf - --no-overwrite-dir
 chown -R hacluster:haclient /var/lib/pacemaker
 mkdir -p /run/resource-agents /var/log/pacemaker /var/log/corosync
+install -o hacluster -g haclient -m 0660 /dev/null "$dir/pacemaker.log"
 
 pids=()
 stop_node() {
