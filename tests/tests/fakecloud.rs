@@ -844,6 +844,14 @@ fn every_request_is_recorded_with_headers_body_and_listener() {
     assert_eq!(reqs.len(), 3, "admin requests are not recorded");
     assert_eq!(cloud.api_request_count(), 2);
     assert_eq!(cloud.metadata_request_count(101), 1);
+    let paths: Vec<String> = cloud.api_requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("/v2/reserved_ips/{IP}"),
+            format!("/v2/floating_ips/{IP}/actions")
+        ]
+    );
     assert_eq!(cloud.metadata_request_count(102), 0);
     let post = &reqs[1];
     assert_eq!(post.method, "POST");

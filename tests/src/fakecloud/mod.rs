@@ -449,6 +449,15 @@ impl FakeCloud {
         lock(&self.shared().requests).clone()
     }
 
+    /// The recorded requests to the API (`/v2/...` on API listeners), oldest first.
+    pub fn api_requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared().requests)
+            .iter()
+            .filter(|r| r.is_api_call())
+            .cloned()
+            .collect()
+    }
+
     /// Requests to the API (`/v2/...` on API listeners).
     pub fn api_request_count(&self) -> usize {
         lock(&self.shared().requests)
