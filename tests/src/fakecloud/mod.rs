@@ -222,7 +222,7 @@ fn bind_in_netns(netns: &str, addr: SocketAddr) -> io::Result<TcpListener> {
 impl FakeCloud {
     /// A fake with its API on 127.0.0.1:<ephemeral>. Panics if it cannot listen.
     pub fn start() -> FakeCloud {
-        FakeCloud::start_at("127.0.0.1:0".parse().expect("address"))
+        FakeCloud::start_at(SocketAddr::from(([127, 0, 0, 1], 0)))
             .unwrap_or_else(|e| panic!("fake cloud: {e}"))
     }
 
