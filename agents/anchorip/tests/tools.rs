@@ -21,7 +21,16 @@ fn tester(ns: &Netns, name: &str, params: &[(&str, &str)]) {
     let agent = installed.agent("cloudha", "anchorip");
     let name = format!("{name}-{}", std::process::id());
     let (passed, output) = ocf_tester(&agent, &name, params, Some(ns));
+    // The instance's lock file in the default HA_RSCTMP is all that is left: tidy it.
+    let _ = std::fs::remove_file(format!("/run/resource-agents/cloudha/anchorip-{name}.lock"));
     assert!(passed, "ocf-tester failed:\n{output}");
+    assert!(
+        !Path::new(&format!(
+            "/run/resource-agents/cloudha/anchorip-{name}.started"
+        ))
+        .exists(),
+        "ocf-tester's final stop left a start record"
+    );
 }
 
 #[test]
