@@ -187,7 +187,12 @@ impl From<Output> for AgentRun {
 
 /// Run `bin action` as Pacemaker does: argv is `[path, action]`, a clean environment with only
 /// PATH, the OCF variables and `vars` (parameters as `OCF_RESKEY_x`), optionally in `netns`.
-pub fn run_agent(bin: &Path, action: &str, vars: &[(&str, &str)], netns: Option<&Netns>) -> AgentRun {
+pub fn run_agent(
+    bin: &Path,
+    action: &str,
+    vars: &[(&str, &str)],
+    netns: Option<&Netns>,
+) -> AgentRun {
     let mut c = match netns {
         Some(ns) => ns.command(bin),
         None => Command::new(bin),
@@ -256,7 +261,12 @@ pub fn validate_metadata(xml: &str) -> Result<(), String> {
         return Err(format!("ra-api-1.dtd rejects it:\n{out}"));
     }
     let (ok, out) = xmllint(
-        &["--noout", "--relaxng", "/usr/share/pcs/data/ocf-1.1.rng", "-"],
+        &[
+            "--noout",
+            "--relaxng",
+            "/usr/share/pcs/data/ocf-1.1.rng",
+            "-",
+        ],
         "/",
         xml,
     );
@@ -336,7 +346,12 @@ impl Default for Installed {
 
 /// Run `ocf-tester -n <name> -o k=v… <agent>`; returns (passed, output). Set `netns` to run the
 /// agent's actions inside a namespace.
-pub fn ocf_tester(agent: &Path, name: &str, params: &[(&str, &str)], netns: Option<&Netns>) -> (bool, String) {
+pub fn ocf_tester(
+    agent: &Path,
+    name: &str,
+    params: &[(&str, &str)],
+    netns: Option<&Netns>,
+) -> (bool, String) {
     require_program("/usr/sbin/ocf-tester");
     let mut c = match netns {
         Some(ns) => ns.command("/usr/sbin/ocf-tester"),
@@ -353,5 +368,8 @@ pub fn ocf_tester(agent: &Path, name: &str, params: &[(&str, &str)], netns: Opti
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success() && text.contains("passed all tests"), text)
+    (
+        out.status.success() && text.contains("passed all tests"),
+        text,
+    )
 }
