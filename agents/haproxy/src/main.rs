@@ -595,12 +595,20 @@ impl Haproxy {
             .stderr(errlog);
         // Leave the agent's session and process group: Pacemaker SIGKILLs that group when an
         // action times out, and HAProxy must outlive the agent.
-        // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+        // Descriptors the agent inherited (Pacemaker's, a caller's pipes) must not live on in
+        // the daemon, or whoever waits for their end waits forever: close them at exec.
+        // SAFETY: setsid and close_range are async-signal-safe system calls; nothing else runs
+        // between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(|_| ())
-                    .map_err(std::io::Error::from)
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                // Best effort: kernels before 5.11 lack the flag; std's own pipe is CLOEXEC anyway.
+                libc::close_range(
+                    3,
+                    libc::c_uint::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+                );
+                Ok(())
             });
         }
         let mut child = cmd.spawn().map_err(|e| {

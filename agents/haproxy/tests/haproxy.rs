@@ -483,3 +483,41 @@ fn ocf_tester_passes() {
         "ocf-tester's last stop left HAProxy running"
     );
 }
+
+#[test]
+fn the_daemon_keeps_no_descriptor_the_agent_inherited() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let b = Backend::start();
+    let fe = free_port();
+    let lb = Lb::new("fds", &config(fe, &[b.port]));
+    // A pipe handed down to the agent alone as fd 40, as a caller's pipe may be (close-on-exec
+    // in this process, so that no other test's child inherits it).
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+            .expect("pipe");
+    let w = write_end.as_raw_fd();
+    let mut cmd = std::process::Command::new(cloudha_tests::agent_bin("haproxy"));
+    cmd.arg("start")
+        .env_clear()
+        .env("OCF_RESKEY_config", lb.config_path())
+        .env("HA_RSCTMP", lb.rsctmp())
+        .env("OCF_RESOURCE_INSTANCE", &lb.instance);
+    // SAFETY: dup2 is async-signal-safe; the duplicate has no close-on-exec flag.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(w, 40) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let r = cloudha_tests::AgentRun::from(cmd.output().expect("start"));
+    assert_code(&r, 0, "start");
+    drop(write_end);
+    // EOF (0) only when no process holds the write end any more; EAGAIN while HAProxy keeps it.
+    let mut buf = [0u8; 8];
+    let got = nix::unistd::read(read_end.as_raw_fd(), &mut buf);
+    assert_eq!(got, Ok(0), "HAProxy kept the agent's inherited pipe open");
+    assert_code(&lb.run("stop"), 0, "stop");
+}
