@@ -162,3 +162,57 @@ fn crm_resource_validate_returns_the_agents_code() {
     assert_eq!(code, 6, "{out}");
     assert!(out.contains("parameter 'ip' is required"), "{out}");
 }
+
+#[test]
+fn crm_resource_force_actions_run_the_agent_as_pacemaker_does() {
+    // Pacemaker's own executor code, with a CIB file instead of a cluster: the environment
+    // (OCF_RESKEY_*, CRM_meta_*, OCF_RESOURCE_INSTANCE…) is the one a cluster node would give.
+    require_root();
+    require_program("/usr/sbin/crm_resource");
+    require_program("/usr/sbin/cibadmin");
+    let installed = Installed::new();
+    let _real = RealInstall::new(&installed);
+    let ns = Netns::new("t-force");
+    let dir = support::StateDir::new();
+    let cib = dir.path().join("cib.xml");
+    let empty = sh(Command::new("cibadmin").arg("--empty"));
+    std::fs::write(&cib, empty).expect("write cib");
+    let id = format!("anchorip-force-{}", std::process::id());
+    sh(Command::new("cibadmin")
+        .env("CIB_file", &cib)
+        .args(["-C", "-o", "resources", "-X"])
+        .arg(format!(
+            r#"<primitive id="{id}" class="ocf" provider="cloudha" type="anchorip"><instance_attributes id="{id}-ia"><nvpair id="{id}-ip" name="ip" value="10.17.1.18"/></instance_attributes></primitive>"#
+        )));
+    let force = |what: &str| {
+        let out = ns
+            .command("crm_resource")
+            .env("CIB_file", &cib)
+            .args([what, "-r", &id])
+            .output()
+            .expect("crm_resource");
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let check = |expected: i32| {
+        let (code, out) = force("--force-check");
+        assert_eq!(code, expected, "{out}");
+        assert!(out.contains(&format!("returned {expected}")), "{out}");
+    };
+    check(7);
+    let (code, out) = force("--force-start");
+    assert_eq!(code, 0, "{out}");
+    assert!(ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
+    check(0);
+    let (code, out) = force("--force-stop");
+    assert_eq!(code, 0, "{out}");
+    assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
+    check(7);
+    let _ = std::fs::remove_file(format!("/run/resource-agents/cloudha/anchorip-{id}.lock"));
+}
