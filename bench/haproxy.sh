@@ -70,6 +70,13 @@ bench() { # name hyperfine-args...
     local name=$1; shift
     in_ns hyperfine -N --style none --export-json "$json/$name.json" "$@" >/dev/null
 }
+# A monitor at one depth: the variables are hyperfine's own environment, so that no `env`
+# process is timed with the agent.
+bench_monitor() { # depth
+    in_ns env OCF_CHECK_LEVEL="$1" OCF_RESKEY_CRM_meta_interval=10000 \
+        hyperfine -N --style none --export-json "$json/monitor$1.json" --warmup 20 --runs "$runs" \
+        "$agent monitor" >/dev/null
+}
 median_ms() { jq -r '.results[0].median * 1000' "$json/$1.json"; }
 runs_of() { jq -r '.results[0].times | length' "$json/$1.json"; }
 rss_kib() { # peak RSS over 5 runs of one action
@@ -80,7 +87,6 @@ rss_kib() { # peak RSS over 5 runs of one action
     done
     echo "$max"
 }
-mon() { echo "env OCF_CHECK_LEVEL=$1 OCF_RESKEY_CRM_meta_interval=10000 $agent monitor"; }
 get='curl -sf -o /dev/null http://127.0.0.1:8080/'
 
 in_ns "$agent" start >/dev/null
@@ -95,7 +101,7 @@ bench metadata --warmup 20 --runs "$runs" "$agent meta-data"
 for d in 0 10 20; do
     in_ns env OCF_CHECK_LEVEL=$d OCF_RESKEY_CRM_meta_interval=10000 "$agent" monitor >/dev/null ||
         { echo "haproxy.sh: monitor depth $d failed before the benchmark" >&2; exit 1; }
-    bench "monitor$d" --warmup 20 --runs "$runs" "$(mon $d)"
+    bench_monitor $d
 done
 rss_m0=$(rss_kib env OCF_CHECK_LEVEL=0 OCF_RESKEY_CRM_meta_interval=10000 "$agent" monitor)
 rss_m10=$(rss_kib env OCF_CHECK_LEVEL=10 OCF_RESKEY_CRM_meta_interval=10000 "$agent" monitor)

@@ -362,7 +362,7 @@ fn wait_bounded(
     deadline: &Deadline,
 ) -> Result<ExitStatus, String> {
     let mut delay =
-        cloudha_common::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
+        cloudha_common::Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
@@ -425,7 +425,7 @@ fn show_proc(started: &Started, master: u32, deadline: &Deadline) -> OcfResult<P
 /// Wait until the master lists a current worker that answers; returns its pid.
 fn wait_worker(started: &Started, master: u32, deadline: &Deadline, not: &[u32]) -> OcfResult<u32> {
     let mut delay =
-        cloudha_common::Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
+        cloudha_common::Backoff::new(Duration::from_millis(2), Duration::from_millis(20));
     loop {
         let list = show_proc(started, master, deadline)?;
         if let Some(w) = list.current_worker().filter(|w| !not.contains(&w.pid)) {
@@ -629,7 +629,7 @@ impl Haproxy {
             )));
         }
         let mut delay =
-            cloudha_common::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
+            cloudha_common::Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
         let master = loop {
             if let Some(pid) = started.master() {
                 break pid;
@@ -834,7 +834,7 @@ impl Agent for Haproxy {
         // The master re-executes itself; the answer (none, in 2.6) and a reset connection are fine.
         let _ = master::ask_once(&started.identity.socket, "reload", &ctx.deadline);
         let mut delay =
-            cloudha_common::Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
+            cloudha_common::Backoff::new(Duration::from_millis(2), Duration::from_millis(20));
         let after = loop {
             let list = show_proc(&started, master, &ctx.deadline)?;
             if list.master.as_ref().is_some_and(|m| m.reloads > reloads) {

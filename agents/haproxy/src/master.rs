@@ -33,7 +33,7 @@ pub fn ask_once(socket: &Path, command: &str, deadline: &Deadline) -> std::io::R
 /// Send `command`, retrying while the socket refuses (a reload in progress) until `deadline`.
 pub fn ask(socket: &Path, command: &str, deadline: &Deadline) -> Result<String, String> {
     let mut delay =
-        cloudha_common::Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
+        cloudha_common::Backoff::new(Duration::from_millis(2), Duration::from_millis(20));
     loop {
         match ask_once(socket, command, deadline) {
             Ok(a) => return Ok(a),
