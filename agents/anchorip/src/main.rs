@@ -192,7 +192,9 @@ impl Agent for AnchorIp {
         let state = ctx.state(&instance_fallback(&ctx.params));
         let _lock = state.lock(&ctx.deadline)?;
         let previous = read_started(ctx, &state)?;
-        if let Some(p) = previous.as_ref().filter(|p| p.anchor != anchor) {
+        let same =
+            |p: &Started| p.anchor.addr.addr == anchor.addr.addr && p.anchor.nic == anchor.nic;
+        if let Some(p) = previous.as_ref().filter(|p| !same(p)) {
             ctx.log.warn(format!(
                 "this instance last started {} on {}; now starting {anchor} on {}",
                 p.anchor, p.anchor.nic, anchor.nic
@@ -204,9 +206,7 @@ impl Agent for AnchorIp {
         let message = match existing {
             Some(found) => {
                 // Ours if a start of this instance added it; otherwise the system's, left alone.
-                let added = previous.as_ref().is_some_and(|p| {
-                    p.added && p.anchor.addr.addr == anchor.addr.addr && p.anchor.nic == anchor.nic
-                });
+                let added = previous.as_ref().is_some_and(|p| p.added && same(p));
                 if found.prefix != anchor.addr.prefix {
                     ctx.log.warn(format!(
                         "{} is on {} as /{}, not /{}: left as it is",
