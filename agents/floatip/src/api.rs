@@ -75,7 +75,7 @@ impl ApiClient {
         ApiClient {
             base: base.trim_end_matches('/').to_string(),
             token,
-            agent: ureq::Agent::new_with_config(config.build()),
+            agent: crate::http::agent(config.build()),
         }
     }
 

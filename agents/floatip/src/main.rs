@@ -4,6 +4,7 @@
 mod actions;
 mod api;
 mod config;
+mod http;
 mod provider;
 mod record;
 mod token;
