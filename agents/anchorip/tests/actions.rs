@@ -365,3 +365,26 @@ fn an_address_replaced_with_another_prefix_is_not_removed() {
     expect(&rsc.monitor(), 7, "monitor after stop");
     assert!(rsc.records().is_empty());
 }
+
+#[test]
+fn concurrent_starts_of_one_instance_agree_on_who_added_it() {
+    // A person and Pacemaker starting the same instance at once: the instance lock serialises
+    // them, so the second sees the first's record and the stop still removes the address.
+    let ns = Netns::new("a-race");
+    let rsc = Rsc::new(&ns, "race", &[("ip", "10.17.1.18")]);
+    for round in 0..8 {
+        let runs: Vec<_> = std::thread::scope(|s| {
+            let a = s.spawn(|| rsc.start());
+            let b = s.spawn(|| rsc.start());
+            vec![a.join().expect("start a"), b.join().expect("start b")]
+        });
+        for run in &runs {
+            expect(run, 0, &format!("concurrent start, round {round}"));
+        }
+        expect(&rsc.stop(), 0, "stop");
+        assert!(
+            !ns.addresses("lo").contains(&"10.17.1.18/32".to_string()),
+            "round {round}: the stop left the address: a start recorded it as not ours"
+        );
+    }
+}
