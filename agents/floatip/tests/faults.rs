@@ -302,3 +302,50 @@ fn started_then_stopped_with_the_cloud_down() {
         .expect(0, "stop with the cloud down and the token a placeholder");
     c.run(0, "monitor", &[]).expect(7, "probe after that stop");
 }
+
+/// A metadata service that answers every path with 200 and a page of HTML.
+fn garbled_metadata() -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/metadata/v1", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "<html><body>Service Temporarily Unavailable</body></html>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn garbled_metadata_never_reads_as_running() {
+    let c = cloud(None, &[A]);
+    c.run(0, "start", &[]).expect(0, "start");
+    let garbage = garbled_metadata();
+    let vars = [
+        ("OCF_RESKEY_metadata_url", garbage.as_str()),
+        ("OCF_RESKEY_CRM_meta_timeout", "2000"),
+    ];
+    let mut recurring = vars.to_vec();
+    recurring.push(("OCF_RESKEY_CRM_meta_interval", "10000"));
+    for (what, vars) in [("monitor", &recurring[..]), ("probe", &vars[..])] {
+        let t = c.run(0, "monitor", vars);
+        t.expect(1, what);
+        assert!(t.took < Duration::from_secs(2), "{what} took {:?}", t.took);
+        assert!(
+            t.run.exit_reason().unwrap().contains("garbled"),
+            "{}",
+            t.run.stderr
+        );
+    }
+    c.run(0, "start", &vars)
+        .expect(1, "start with a garbled droplet id");
+    c.run(0, "stop", &vars).expect(0, "stop");
+}
