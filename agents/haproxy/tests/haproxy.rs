@@ -521,3 +521,34 @@ fn the_daemon_keeps_no_descriptor_the_agent_inherited() {
     assert_eq!(got, Ok(0), "HAProxy kept the agent's inherited pipe open");
     assert_code(&lb.run("stop"), 0, "stop");
 }
+
+#[test]
+fn an_anonymous_clone_is_one_instance_whatever_its_number() {
+    let b = Backend::start();
+    let fe = free_port();
+    let lb = Lb::new("clone", &config(fe, &[b.port]));
+    let as_clone = |n: &str| {
+        (
+            format!("{}:{n}", lb.instance),
+            vec![
+                ("OCF_RESKEY_CRM_meta_clone", n.to_string()),
+                ("OCF_RESKEY_CRM_meta_clone_max", "2".to_string()),
+                ("OCF_RESKEY_CRM_meta_globally_unique", "false".to_string()),
+            ],
+        )
+    };
+    let run = |action: &str, n: &str, interval: &str| {
+        let (instance, meta) = as_clone(n);
+        let mut vars: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        vars.push(("OCF_RESOURCE_INSTANCE", &instance));
+        vars.push(("OCF_RESKEY_CRM_meta_interval", interval));
+        lb.run_with(action, &vars)
+    };
+    assert_code(&run("start", "0", "0"), 0, "start as :0");
+    assert_code(&run("monitor", "1", "10000"), 0, "monitor as :1");
+    // A person names it without the number.
+    assert_code(&lb.monitor(10), 0, "monitor by the resource's name");
+    assert_code(&run("stop", "1", "0"), 0, "stop as :1");
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+    assert_code(&run("monitor", "0", "0"), 7, "probe as :0");
+}
