@@ -20,6 +20,7 @@ command -v hyperfine >/dev/null || need+=(hyperfine)
 [ -x /usr/bin/time ] || need+=(time)
 command -v jq >/dev/null || need+=(jq)
 command -v curl >/dev/null || need+=(curl)
+command -v socat >/dev/null || need+=(socat)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
