@@ -54,13 +54,14 @@ finish() {
 # --- cleanup of everything this script makes, on any exit -------------------------------------
 work=$(mktemp -d /tmp/cloudha-package-test.XXXXXX)
 chmod 755 "$work"
-# A fixed path keeps cargo's and the C compiler's caches valid from one run to the next (dpkg's
-# CFLAGS carry the build path); the lock below keeps two runs apart.
-build=/tmp/cloudha-package-build
+# The package is built in a copy of the tree kept beside cargo's output: a fixed path keeps
+# cargo's and the C compiler's caches valid from one run to the next (dpkg's CFLAGS carry the
+# build path); the lock below keeps two runs apart.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
+build=$CARGO_TARGET_DIR/debian-build
 netns=""
 guard_placed=0
 fake_compat=0
-locked=0
 pids=()
 cleanup() {
     local rc=$?
@@ -81,7 +82,6 @@ cleanup() {
     fi
     [ "$guard_placed" = 1 ] && rm -f /usr/sbin/policy-rc.d
     rm -rf "$work"
-    [ "$locked" = 1 ] && rm -rf "$build"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -96,7 +96,6 @@ fi
 # One run at a time: this installs and purges a system package.
 exec 9>/tmp/cloudha-package-test.lock
 flock 9
-locked=1
 
 # --- dependencies ----------------------------------------------------------------------------
 missing=()
@@ -112,15 +111,31 @@ command -v cargo >/dev/null || { fail "cargo on PATH or in ~/.cargo/bin (install
 
 # --- build -----------------------------------------------------------------------------------
 # From a copy of the tree (what git would commit: tracked and new files, not ignored ones), so
-# the shared working tree gets no build debris. Files get the current time (tar -m): with their
-# own times, a file older than the last build at this path would not be rebuilt.
+# the shared working tree gets no build debris. The copy is kept in the target directory and
+# updated in place: a file whose content changed is rewritten (so it is newer than the last
+# build, and cargo rebuilds it), an unchanged one keeps its time (no needless rebuild).
+sync_tree() {
+    local src=$1 dst=$2 f
+    mkdir -p "$dst"
+    (cd "$src" && git ls-files -z --cached --others --exclude-standard) > "$work/tree"
+    while IFS= read -r -d '' f; do
+        if [ -L "$src/$f" ]; then
+            [ "$(readlink "$src/$f")" = "$(readlink "$dst/$f" 2>/dev/null)" ] && continue
+            mkdir -p "$(dirname "$dst/$f")" && rm -rf "${dst:?}/$f" && cp -P "$src/$f" "$dst/$f" || return 1
+        elif [ -f "$src/$f" ]; then
+            cmp -s "$src/$f" "$dst/$f" && [ ! -L "$dst/$f" ] && continue
+            mkdir -p "$(dirname "$dst/$f")" && rm -rf "${dst:?}/$f" && cp "$src/$f" "$dst/$f" || return 1
+            chmod --reference="$src/$f" "$dst/$f"
+        fi
+    done < "$work/tree"
+    # Files gone from the tree go from the copy (debian/rules clean removes build products).
+    (cd "$dst" && find . \( -type f -o -type l \) -printf '%P\0') | while IFS= read -r -d '' f; do
+        [ -e "$src/$f" ] || [ -L "$src/$f" ] || rm -f "${dst:?}/$f"
+    done
+}
 echo "== dpkg-buildpackage"
-rm -rf "$build" && mkdir -p "$build/cloudha"
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done \
-    | tar --null --no-recursion -T - -cf - | tar -xmf - -C "$build/cloudha") \
-    || { fail "copy the source tree"; finish; exit 1; }
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
+rm -f "$build"/*.deb "$build"/*.ddeb "$build"/*.changes "$build"/*.buildinfo
+sync_tree "$repo" "$build/cloudha" || { fail "copy the source tree to $build/cloudha"; finish; exit 1; }
 mkdir -p "$OUT"
 if (cd "$build/cloudha" && dpkg-buildpackage -b -us -uc) > "$OUT/build.log" 2>&1; then
     pass "dpkg-buildpackage -b -us -uc"
@@ -139,9 +154,12 @@ check "built $(basename "$deb")" test -s "$deb"
 
 # lintian: errors fail; warnings and info are shown (see docs/package.md for the known ones).
 # Not as root (lintian advises against it): as nobody, on world-readable files.
-chmod -R a+rX "$build"
+mkdir -p "$work/lintian"
+cp "$deb" "$changes" "$build"/*.buildinfo "$work/lintian/"
+chmod -R a+rX "$work/lintian"
 install -d -o nobody "$work/lintian-home"
-runuser -u nobody -- env HOME="$work/lintian-home" lintian --fail-on error --display-info "$changes" \
+runuser -u nobody -- env HOME="$work/lintian-home" \
+    lintian --fail-on error --display-info "$work/lintian/$(basename "$changes")" \
     > "$work/lintian.log" 2>&1
 lint_rc=$?
 sed 's/^/     lintian: /' "$work/lintian.log"
