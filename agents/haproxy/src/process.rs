@@ -25,6 +25,12 @@ impl Identity {
         if args.is_empty() || !self.argv_matches(&args) {
             return false;
         }
+        // Paths mean something only in a mount namespace: a HAProxy with the same argv in
+        // another one (a container, another node sharing this kernel) has its own socket and
+        // configuration, and is not ours.
+        if !same_mount_namespace(pid) {
+            return false;
+        }
         let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
             return false;
         };
@@ -63,6 +69,17 @@ impl Identity {
         dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
             .filter(|pid| self.matches(*pid))
             .collect()
+    }
+}
+
+fn same_mount_namespace(pid: u32) -> bool {
+    static OURS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let ours = OURS.get_or_init(|| std::fs::read_link("/proc/self/ns/mnt").ok());
+    match (ours, std::fs::read_link(format!("/proc/{pid}/ns/mnt"))) {
+        (Some(a), Ok(b)) => *a == b,
+        // Without namespace links (an old kernel), argv and exe decide alone.
+        (None, _) => true,
+        (Some(_), Err(_)) => false,
     }
 }
 
@@ -110,6 +127,12 @@ mod tests {
         let other_config =
             b"haproxy\0-W\0-S\0/run/ra/cloudha/haproxy-lb.sock\0-f\0/etc/other.cfg\0";
         assert!(!id().argv_matches(other_config));
+    }
+
+    #[test]
+    fn mount_namespace_of_this_process_and_of_none() {
+        assert!(same_mount_namespace(std::process::id()));
+        assert!(!same_mount_namespace(u32::MAX));
     }
 
     #[test]
