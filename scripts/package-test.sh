@@ -177,6 +177,8 @@ check "deb has the compat symlink digitalocean/floatip -> ../cloudha/floatip" \
     grep -q "\./usr/lib/ocf/resource\.d/digitalocean/floatip -> \.\./cloudha/floatip\$" "$work/contents"
 check "deb has its copyright file" grep -q "\./usr/share/doc/$PKG/copyright\$" "$work/contents"
 check "deb has its changelog" grep -q "\./usr/share/doc/$PKG/changelog\.gz\$" "$work/contents"
+check "deb lists the Rust crates linked in, with their licenses" \
+    grep -q "\./usr/share/doc/$PKG/rust-crates\.txt\.gz\$" "$work/contents"
 
 # --- install, with a hand-installed tutorial agent in the way ---------------------------------
 if [ ! -e "$COMPAT" ] && [ ! -L "$COMPAT" ]; then

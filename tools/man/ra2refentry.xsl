@@ -93,8 +93,7 @@
       </refsection>
       <refsection>
         <title>Example crm shell</title>
-        <para>The following is an example configuration for a <xsl:value-of select="$agent"/>
-          resource using the <citerefentry><refentrytitle>crm</refentrytitle><manvolnum>8</manvolnum></citerefentry> shell:</para>
+        <para>An example configuration of a resource of this agent, with the <citerefentry><refentrytitle>crm</refentrytitle><manvolnum>8</manvolnum></citerefentry> shell:</para>
         <programlisting>
           <xsl:text>primitive p_</xsl:text><xsl:value-of select="$agent"/>
           <xsl:text> ocf:</xsl:text><xsl:value-of select="$provider"/>:<xsl:value-of select="$agent"/>
@@ -116,8 +115,7 @@
       </refsection>
       <refsection>
         <title>Example pcs</title>
-        <para>The following is an example configuration for a <xsl:value-of select="$agent"/>
-          resource using <citerefentry><refentrytitle>pcs</refentrytitle><manvolnum>8</manvolnum></citerefentry>:</para>
+        <para>The same with <citerefentry><refentrytitle>pcs</refentrytitle><manvolnum>8</manvolnum></citerefentry>:</para>
         <programlisting>
           <xsl:text>pcs resource create p_</xsl:text><xsl:value-of select="$agent"/>
           <xsl:text> ocf:</xsl:text><xsl:value-of select="$provider"/>:<xsl:value-of select="$agent"/>
@@ -147,9 +145,10 @@
     </refentry>
   </xsl:template>
 
-  <!-- The parameters an example must show: the required ones, and the unique ones (those that
-       identify an instance; a parameter with legacy names is advertised optional yet needed). -->
-  <xsl:variable name="example-params" select="/resource-agent/parameters/parameter[@required = '1' or @unique = '1']"/>
+  <!-- The parameters an example must show: the required ones, and those needed under either of
+       two names (cloudha-common advertises them as optional, saying "Required: set this or its
+       legacy name ..." in their longdesc). -->
+  <xsl:variable name="example-params" select="/resource-agent/parameters/parameter[@required = '1' or contains(longdesc, 'Required: set this')]"/>
 
   <xsl:template name="placeholder">
     <xsl:choose>
