@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 pub const METADATA_LAG_GRACE: Duration = Duration::from_secs(60);
 /// While an assign action runs, the metadata service is asked this often (free, local, no
 /// rate limit): it says "done" first. The API confirms.
-const METADATA_POLL: Duration = Duration::from_millis(15);
+const METADATA_POLL: Duration = Duration::from_millis(10);
 /// API polls of a running action: quick at first, then backing off.
 const API_POLL_FIRST: Duration = Duration::from_millis(300);
 const API_POLL_MAX: Duration = Duration::from_secs(2);
