@@ -25,10 +25,7 @@ impl Identity {
         if args.is_empty() || !self.argv_matches(&args) {
             return false;
         }
-        // Paths mean something only in a mount namespace: a HAProxy with the same argv in
-        // another one (a container, another node sharing this kernel) has its own socket and
-        // configuration, and is not ours.
-        if !same_mount_namespace(pid) {
+        if !self.same_files_seen_by(pid) {
             return false;
         }
         let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
@@ -38,6 +35,25 @@ impl Identity {
         let exe = exe.to_string_lossy();
         let want = self.exe.to_string_lossy();
         exe == want || exe.strip_suffix(" (deleted)") == Some(&*want)
+    }
+
+    /// Paths mean something only in a mount namespace: a HAProxy with the same argv in a
+    /// container or another node sharing this kernel has its own socket and configuration and
+    /// is not ours. The process must see, at our socket's and configuration's paths, the very
+    /// files we see (`ip netns exec` makes a new mount namespace with the same files: ours).
+    fn same_files_seen_by(&self, pid: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        for path in [&self.socket, &self.config] {
+            let theirs = Path::new(&format!("/proc/{pid}/root"))
+                .join(path.strip_prefix("/").unwrap_or(path));
+            match (std::fs::metadata(path), std::fs::metadata(&theirs)) {
+                (Ok(a), Ok(b)) => return a.dev() == b.dev() && a.ino() == b.ino(),
+                (Err(_), Err(_)) => continue,
+                _ => return false,
+            }
+        }
+        // Neither file exists in either view (both removed): argv and exe decide.
+        true
     }
 
     /// argv (NUL-separated) has `-S <socket>[,opts]` and `-f <config>`.
@@ -69,17 +85,6 @@ impl Identity {
         dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
             .filter(|pid| self.matches(*pid))
             .collect()
-    }
-}
-
-fn same_mount_namespace(pid: u32) -> bool {
-    static OURS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    let ours = OURS.get_or_init(|| std::fs::read_link("/proc/self/ns/mnt").ok());
-    match (ours, std::fs::read_link(format!("/proc/{pid}/ns/mnt"))) {
-        (Some(a), Ok(b)) => *a == b,
-        // Without namespace links (an old kernel), argv and exe decide alone.
-        (None, _) => true,
-        (Some(_), Err(_)) => false,
     }
 }
 
@@ -130,9 +135,17 @@ mod tests {
     }
 
     #[test]
-    fn mount_namespace_of_this_process_and_of_none() {
-        assert!(same_mount_namespace(std::process::id()));
-        assert!(!same_mount_namespace(u32::MAX));
+    fn this_process_sees_our_files_a_gone_process_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("h.cfg");
+        std::fs::write(&config, "x").unwrap();
+        let id = Identity {
+            exe: "/usr/sbin/haproxy".into(),
+            config: config.clone(),
+            socket: dir.path().join("absent.sock"),
+        };
+        assert!(id.same_files_seen_by(std::process::id()));
+        assert!(!id.same_files_seen_by(u32::MAX));
     }
 
     #[test]

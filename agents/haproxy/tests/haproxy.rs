@@ -552,3 +552,45 @@ fn an_anonymous_clone_is_one_instance_whatever_its_number() {
     assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
     assert_code(&run("monitor", "0", "0"), 7, "probe as :0");
 }
+
+#[test]
+fn runs_inside_a_network_namespace_of_its_own() {
+    // Every `ip netns exec` makes a new mount namespace over the same files: each action must
+    // still recognise the HAProxy that start left, and nothing outside the namespace is used.
+    let ns = cloudha_tests::Netns::new("hap");
+    let lb = Lb::new("netns", &config(8080, &[8081]));
+    let interval = [("OCF_RESKEY_CRM_meta_interval", "10000")];
+    assert_code(
+        &lb.run_in("start", &[], Some(&ns)),
+        0,
+        "start in the namespace",
+    );
+    assert_code(&lb.run_in("monitor", &interval, Some(&ns)), 0, "monitor");
+    let depth10 = [
+        ("OCF_RESKEY_CRM_meta_interval", "10000"),
+        ("OCF_CHECK_LEVEL", "10"),
+    ];
+    assert_code(&lb.run_in("monitor", &depth10, Some(&ns)), 0, "depth 10");
+    assert_code(&lb.run_in("reload", &[], Some(&ns)), 0, "reload");
+    let curl = ns
+        .command("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://127.0.0.1:8080/",
+        ])
+        .output()
+        .expect("curl in the namespace");
+    // No server behind it: HAProxy itself answers 503, proving it listens in the namespace.
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "503");
+    assert_code(&lb.run_in("stop", &[], Some(&ns)), 0, "stop");
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+    assert_code(
+        &lb.run_in("monitor", &interval, Some(&ns)),
+        7,
+        "monitor after stop",
+    );
+}

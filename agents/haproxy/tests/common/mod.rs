@@ -233,6 +233,16 @@ impl Lb {
 
     /// Run an action with Pacemaker's variables; `more` adds or overrides variables.
     pub fn run_with(&self, action: &str, more: &[(&str, &str)]) -> AgentRun {
+        self.run_in(action, more, None)
+    }
+
+    /// `run_with`, inside `netns` when given (`ip netns exec`: a new mount namespace each time).
+    pub fn run_in(
+        &self,
+        action: &str,
+        more: &[(&str, &str)],
+        netns: Option<&cloudha_tests::Netns>,
+    ) -> AgentRun {
         let config = self.config_path().display().to_string();
         let rsctmp = self.rsctmp().display().to_string();
         let mut vars: Vec<(&str, &str)> = vec![
@@ -250,7 +260,7 @@ impl Lb {
             vars.retain(|(name, _)| name != k);
             vars.push((k, v));
         }
-        run_agent(&agent_bin("haproxy"), action, &vars, None)
+        run_agent(&agent_bin("haproxy"), action, &vars, netns)
     }
 
     pub fn run(&self, action: &str) -> AgentRun {
