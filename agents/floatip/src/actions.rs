@@ -48,6 +48,13 @@ impl Connect for Cloud {
     }
 }
 
+/// Mask the token given as a parameter before anything is logged, whatever the action.
+fn mask_token(ctx: &Context) {
+    if let Some(t) = ctx.params.secret("api_token") {
+        ctx.log.mask(&t);
+    }
+}
+
 /// This instance's state: named by the cluster's instance name, else by the address.
 fn instance_state(ctx: &Context) -> InstanceState {
     let ip = ctx.params.get("ip").unwrap_or("unset");
@@ -152,6 +159,7 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn start(&self, ctx: &Context) -> OcfResult<Status> {
+        mask_token(ctx);
         let cfg = Config::from_params(ctx)?;
         let token = token::token(ctx)?;
         let state = instance_state(ctx);
@@ -237,6 +245,7 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn stop(&self, ctx: &Context) -> OcfResult<Status> {
+        mask_token(ctx);
         let state = instance_state(ctx);
         // Nothing started here: nothing to stop, whatever the parameters say (or lack).
         if state.read(record::SUFFIX)?.is_none() {
@@ -250,6 +259,7 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn monitor(&self, ctx: &Context) -> OcfResult<Status> {
+        mask_token(ctx);
         let state = instance_state(ctx);
         let Some(started) = read_record(ctx, &state)? else {
             return Ok(Status::not_running("not started here"));
@@ -299,6 +309,7 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn validate(&self, ctx: &Context) -> OcfResult<Status> {
+        mask_token(ctx);
         let cfg = Config::from_params(ctx)?;
         let token = token::token(ctx)?;
         if ctx.check_level() < 10 {

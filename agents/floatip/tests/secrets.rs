@@ -190,3 +190,78 @@ fn token_file_rules() {
     with(&ok, "start").expect(0, "start with the file");
     assert_eq!(c.fake.holder(common::IP), Some(A));
 }
+
+/// An HTTPS API with a self-signed certificate (openssl s_server) is refused: TLS is verified
+/// with the system's roots, and a failed verification is a transient fault (1), never 6.
+#[test]
+fn tls_is_verified_with_the_system_roots() {
+    use std::process::{Command, Stdio};
+    cloudha_tests::require_program("/usr/bin/openssl");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    cloudha_tests::sh(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-out",
+                cert.to_str().unwrap(),
+            ])
+            .stderr(Stdio::null()),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let c = cloud(Some(B), &[A]);
+    let api = format!("https://127.0.0.1:{port}");
+    let t = c.run(
+        0,
+        "validate-all",
+        &[
+            ("OCF_CHECK_LEVEL", "10"),
+            ("OCF_RESKEY_api_url", &api),
+            ("OCF_RESKEY_CRM_meta_timeout", "2000"),
+        ],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(up, "openssl s_server did not listen");
+    t.expect(1, "a self-signed API certificate");
+    let reason = t.run.exit_reason().unwrap().to_string();
+    assert!(
+        reason.contains("invalid peer certificate: UnknownIssuer"),
+        "{reason}"
+    );
+    assert_clean("exit reason", &reason);
+}
