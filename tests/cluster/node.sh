@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One cluster node on this machine: run as
-#   setsid ip netns exec NS unshare -m -u --propagation private node.sh NODE_DIR NAME
+#   setsid ip netns exec NS unshare -m -u -p --fork --mount-proc --propagation private \
+#       node.sh NODE_DIR NAME
+# (it is the init of the node's pid namespace: when it dies, every process of the node dies).
 # It gives the node its own hostname, its own /etc, /var and /usr/lib/ocf (overlays whose upper
 # layers live in NODE_DIR, so the host's files are never written), fresh tmpfs on /run and
 # /dev/shm, copies NODE_DIR/root/ over that view (corosync.conf, the seeded CIB, haproxy.cfg, the
@@ -9,7 +11,6 @@
 set -euo pipefail
 dir=$1
 name=$2
-echo $$ > "$dir/pid"
 exec >> "$dir/node.log" 2>&1
 echo "node $name: starting (pid $$)"
 
@@ -24,11 +25,15 @@ mount -t tmpfs -o mode=0755 "run-$name" /run
 mount -t tmpfs -o mode=1777 "shm-$name" /dev/shm
 # The host's Pacemaker and corosync state must not leak in (the lower layer is normally empty).
 rm -rf /var/lib/pacemaker/cib/* /var/lib/pacemaker/pengine/* /var/lib/corosync/*
-# The node's own files; existing directories keep their owner and mode.
-tar -C "$dir/root" -cf - . | tar -C / -xpf - --no-overwrite-dir
+# The node's own files, copied only inside the overlays: nothing above them (/, /usr, /usr/lib)
+# belongs to this node, and copying over them would change the host's directories.
+for top in etc var usr/lib/ocf; do
+    if [ -d "$dir/root/$top" ]; then
+        cp -a "$dir/root/$top/." "/$top/"
+    fi
+done
 chown -R hacluster:haclient /var/lib/pacemaker
 mkdir -p /run/resource-agents /var/log/pacemaker /var/log/corosync
-install -o hacluster -g haclient -m 0660 /dev/null "$dir/pacemaker.log"
 
 pids=()
 stop_node() {

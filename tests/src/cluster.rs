@@ -4,7 +4,9 @@
 //! Each node is a network namespace (`cloudha-cluster-<pid>-<n>`, from [`Netns`]) joined to the
 //! other by a veth pair named `eth0` on both sides (ring addresses 192.168.77.1 and .2, private to
 //! the namespaces), with `169.254.169.254/32` on its `lo` for its own metadata service. Its
-//! processes run under `tests/cluster/node.sh` in a private mount namespace: overlays over `/etc`,
+//! processes run under `tests/cluster/node.sh` in their own pid namespace (with its own /proc, as
+//! on separate machines: an agent that scans /proc must not find the other node's processes) and
+//! a private mount namespace: overlays over `/etc`,
 //! `/var` and `/usr/lib/ocf` whose upper layers live in the node's directory (the host's files
 //! are never written), tmpfs on `/run` and `/dev/shm`, then corosync and pacemakerd. Files staged
 //! with [`Cluster::stage`] before [`Cluster::boot`] appear at their path on that node only.
@@ -41,16 +43,19 @@ pub struct Node {
     pub netns: Netns,
     pub ring_addr: String,
     pub dir: PathBuf,
-    holder: Mutex<Option<Child>>,
+    /// `unshare`, the parent of the node script; and the node script's pid (seen from here),
+    /// the init of the node's pid namespace.
+    holder: Mutex<Option<(Child, i32)>>,
 }
 
 impl Node {
-    /// The node script's pid while it runs (its namespaces are the node's).
+    /// The node script's pid while it runs (its namespaces are the node's; inside, it is the
+    /// init of the node's pid namespace).
     pub fn pid(&self) -> Option<i32> {
         let mut holder = self.holder.lock().unwrap_or_else(|e| e.into_inner());
-        let child = holder.as_mut()?;
+        let (child, init) = holder.as_mut()?;
         match child.try_wait() {
-            Ok(None) => Some(child.id() as i32),
+            Ok(None) => Some(*init),
             _ => {
                 *holder = None;
                 None
@@ -62,7 +67,7 @@ impl Node {
         self.pid().is_some()
     }
 
-    /// A command that runs `program` on this node (its network, mount and UTS namespaces).
+    /// A command that runs `program` on this node (its network, mount, UTS and pid namespaces).
     pub fn command(&self, program: &str) -> Command {
         let pid = self
             .pid()
@@ -70,7 +75,7 @@ impl Node {
         let mut c = Command::new("nsenter");
         c.arg("-t")
             .arg(pid.to_string())
-            .args(["-n", "-m", "-u", "--"])
+            .args(["-n", "-m", "-u", "-p", "--"])
             .arg(program);
         c
     }
@@ -223,6 +228,12 @@ impl Cluster {
     /// Put a file at `path` (absolute) on node `i` only, before [`Cluster::boot`].
     pub fn stage(&self, i: usize, path: &str, contents: &[u8], mode: u32) {
         let rel = path.strip_prefix('/').expect("an absolute path");
+        assert!(
+            ["etc/", "var/", "usr/lib/ocf/"]
+                .iter()
+                .any(|top| rel.starts_with(top)),
+            "{path}: a node's own files live under /etc, /var or /usr/lib/ocf (its overlays)"
+        );
         let dest = self.nodes[i].dir.join("root").join(rel);
         let parent = dest.parent().expect("a parent");
         std::fs::create_dir_all(parent).expect("create staging dirs");
@@ -253,10 +264,13 @@ impl Cluster {
         });
     }
 
+    /// Each node gets its own pid namespace (and /proc), as separate machines have: agents
+    /// that look for their processes in /proc must not find the other node's.
     fn start_node(&self, n: &Node) {
-        let child = Command::new("setsid")
+        let mut child = Command::new("setsid")
             .args(["ip", "netns", "exec", &n.netns.name])
-            .args(["unshare", "-m", "-u", "--propagation", "private"])
+            .args(["unshare", "-m", "-u", "-p", "--fork", "--mount-proc"])
+            .args(["--propagation", "private"])
             .arg("bash")
             .arg(NODE_SCRIPT)
             .arg(&n.dir)
@@ -269,7 +283,28 @@ impl Cluster {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the node script");
-        *n.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        // The node script is unshare's only child.
+        let children = format!("/proc/{0}/task/{0}/children", child.id());
+        let end = Instant::now() + Duration::from_secs(10);
+        let init = loop {
+            let found = std::fs::read_to_string(&children)
+                .ok()
+                .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()));
+            if let Some(pid) = found {
+                break pid;
+            }
+            if Instant::now() >= end || !matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{}: the node script did not start\n{}",
+                    n.name,
+                    n.log_tail("node.log", 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        *n.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some((child, init));
     }
 
     /// A node that is running, to ask about the cluster.
@@ -352,6 +387,17 @@ impl Cluster {
         }
     }
 
+    /// Wait (bounded) until Pacemaker has no action pending: the cluster is settled.
+    pub fn settle(&self, timeout: Duration) {
+        self.sh(
+            "crm_resource",
+            &[
+                "--wait",
+                &format!("--timeout={}s", timeout.as_secs().max(1)),
+            ],
+        );
+    }
+
     /// Put node `i` in standby (or take it out), as `crm_standby` does from any node.
     pub fn standby(&self, i: usize, on: bool) {
         let name = self.nodes[i].name.clone();
@@ -361,16 +407,23 @@ impl Cluster {
         );
     }
 
-    /// Crash node `i`: SIGKILL of every process in its namespace (corosync, pacemakerd and its
+    /// Crash node `i`: SIGKILL of every process of the node (corosync, pacemakerd and its
     /// daemons, the resources' processes), as a power loss would. Returns when none is left.
     pub fn crash(&self, i: usize) -> Instant {
         let n = &self.nodes[i];
+        let taken = n.holder.lock().unwrap_or_else(|e| e.into_inner()).take();
         let at = Instant::now();
-        kill_all(&n.netns.name);
-        if let Some(mut child) = n.holder.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some((mut child, init)) = taken {
+            // The init of a pid namespace takes every process of it along.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(init),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            kill_all(&n.netns.name);
             let _ = child.kill();
             let _ = child.wait();
         }
+        kill_all(&n.netns.name);
         at
     }
 
@@ -379,9 +432,9 @@ impl Cluster {
     pub fn stop_node(&self, i: usize) {
         let n = &self.nodes[i];
         let taken = n.holder.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(mut child) = taken {
+        if let Some((mut child, init)) = taken {
             let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::unistd::Pid::from_raw(init),
                 nix::sys::signal::Signal::SIGTERM,
             );
             let end = Instant::now() + STOP_GRACE;
@@ -391,6 +444,10 @@ impl Cluster {
                     _ => break,
                 }
             }
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(init),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -677,7 +734,8 @@ impl ClusterStatus {
                                 .attribute("exitcode")
                                 .and_then(|v| v.parse().ok())
                                 .unwrap_or(-1),
-                            exitreason: attr(&f, "exitreason"),
+                            // crm_mon 2.1.5 escapes the reason twice in XML.
+                            exitreason: unescape_xml(&attr(&f, "exitreason")),
                         });
                     }
                 }
@@ -761,6 +819,15 @@ impl ClusterStatus {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// The five predefined XML entities, decoded.
+fn unescape_xml(s: &str) -> String {
+    s.replace("&apos;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// "5000ms" -> 5000 (0 when absent or garbled).
