@@ -2,6 +2,7 @@
 //! detached, watches it at three depths, reloads it through the master CLI, and drains it on
 //! stop. It never adopts or touches a HAProxy it did not start.
 
+mod holder;
 mod master;
 mod process;
 mod words;
@@ -642,9 +643,10 @@ impl Haproxy {
         let _ = std::fs::remove_file(&errlog_path);
         let status = status?;
         if !status.success() {
+            let alert = first_alert(&output);
             return Err(OcfError::generic(format!(
-                "HAProxy did not start ({status}): {}",
-                first_alert(&output)
+                "HAProxy did not start ({status}): {alert}{}",
+                holder::describe(&alert)
             )));
         }
         let mut delay =

@@ -174,6 +174,12 @@ fn bad_input_gets_the_right_code_and_reason() {
         reason.contains(&format!("127.0.0.1:{fe}")) && reason.contains("Address already in use"),
         "{reason}"
     );
+    // The holder is named: this test process.
+    assert!(
+        reason.contains(&format!("port {fe} is held by"))
+            && reason.contains(&format!("(pid {})", std::process::id())),
+        "{reason}"
+    );
     assert!(
         lb.processes().is_empty(),
         "a failed start left {:?}",
