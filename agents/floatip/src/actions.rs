@@ -411,3 +411,238 @@ impl<C: Connect> Floatip<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The start decisions against a scripted cloud: what happens on each answer, in order.
+    use super::*;
+    use crate::provider::{ActionId, IpHolding};
+    use cloudha_common::{Action, Logger, OcfCode, OcfEnv};
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    const ME: &str = "101";
+
+    #[derive(Default)]
+    struct World {
+        /// Answers to `holding`, in order; the last one repeats.
+        holdings: VecDeque<Result<IpHolding, Fault>>,
+        assigns: VecDeque<Result<(ActionId, ActionState), Fault>>,
+        calls: Vec<&'static str>,
+    }
+
+    #[derive(Clone)]
+    struct Scripted(Rc<RefCell<World>>);
+
+    impl Provider for Scripted {
+        fn server_id(&self, _: &Deadline) -> Result<ServerId, Fault> {
+            Ok(ServerId(ME.into()))
+        }
+        fn holds_locally(&self, _: IpAddr, _: &Deadline) -> Result<bool, Fault> {
+            Ok(false)
+        }
+        fn holding(&self, _: IpAddr, _: &Deadline) -> Result<IpHolding, Fault> {
+            let mut w = self.0.borrow_mut();
+            w.calls.push("holding");
+            if w.holdings.len() > 1 {
+                w.holdings.pop_front().unwrap()
+            } else {
+                w.holdings.front().cloned().unwrap()
+            }
+        }
+        fn assign(
+            &self,
+            _: IpAddr,
+            _: &ServerId,
+            _: &Deadline,
+        ) -> Result<(ActionId, ActionState), Fault> {
+            let mut w = self.0.borrow_mut();
+            w.calls.push("assign");
+            w.assigns.pop_front().unwrap()
+        }
+        fn action_state(
+            &self,
+            _: IpAddr,
+            _: &ActionId,
+            _: &Deadline,
+        ) -> Result<ActionState, Fault> {
+            self.0.borrow_mut().calls.push("action");
+            Ok(ActionState::Completed)
+        }
+    }
+
+    impl Connect for Scripted {
+        fn connect(&self, _: &Config, _: Option<Secret>) -> Box<dyn Provider> {
+            Box::new(self.clone())
+        }
+    }
+
+    fn held(by: Option<&str>, locked: bool) -> Result<IpHolding, Fault> {
+        Ok(IpHolding {
+            holder: by.map(|s| ServerId(s.into())),
+            locked,
+        })
+    }
+
+    fn start(world: World, extra: &[(&str, &str)]) -> (OcfResult<Status>, Vec<&'static str>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vars = vec![
+            ("OCF_RESKEY_ip".to_string(), "203.0.113.7".to_string()),
+            ("OCF_RESKEY_api_token".into(), "dop_v1_unit".into()),
+            ("OCF_RESKEY_CRM_meta_timeout".into(), "3000".into()),
+            ("HA_RSCTMP".into(), dir.path().display().to_string()),
+        ];
+        for (k, v) in extra {
+            vars.retain(|(ek, _)| ek != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
+        let ctx = Context::new(
+            &crate::SPEC,
+            Action::Start,
+            OcfEnv::from_vars(vars),
+            Logger::stderr("t"),
+        );
+        let script = Scripted(Rc::new(RefCell::new(world)));
+        let agent = Floatip {
+            connect: script.clone(),
+        };
+        let r = agent.start(&ctx);
+        let calls = script.0.borrow().calls.clone();
+        (r, calls)
+    }
+
+    #[test]
+    fn held_but_locked_waits_and_needs_no_assign() {
+        let (r, calls) = start(
+            World {
+                holdings: [
+                    held(Some(ME), true),
+                    held(Some(ME), true),
+                    held(Some(ME), false),
+                ]
+                .into(),
+                ..World::default()
+            },
+            &[],
+        );
+        assert_eq!(r.unwrap().code, OcfCode::Success);
+        assert!(!calls.contains(&"assign"), "{calls:?}");
+    }
+
+    #[test]
+    fn a_pending_move_to_a_third_droplet_is_not_taken_back() {
+        let (r, calls) = start(
+            World {
+                holdings: [held(Some("7"), true), held(Some("300"), false)].into(),
+                ..World::default()
+            },
+            &[],
+        );
+        let e = r.unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrGeneric);
+        assert!(e.reason.contains("moved to droplet 300"), "{}", e.reason);
+        assert!(!calls.contains(&"assign"), "{calls:?}");
+    }
+
+    #[test]
+    fn busy_assign_waits_and_succeeds_when_our_own_action_lands() {
+        // The first assign's answer was lost; the retry meets its lock (422).
+        let (r, calls) = start(
+            World {
+                holdings: [
+                    held(Some("7"), false),
+                    held(Some("7"), true),
+                    held(Some(ME), false),
+                ]
+                .into(),
+                assigns: [Err(Fault::Busy("422".into()))].into(),
+                ..World::default()
+            },
+            &[],
+        );
+        assert_eq!(r.unwrap().code, OcfCode::Success);
+        assert_eq!(calls.iter().filter(|c| **c == "assign").count(), 1);
+    }
+
+    #[test]
+    fn assign_completes_then_holder_is_confirmed() {
+        let (r, calls) = start(
+            World {
+                holdings: [held(None, false), held(Some(ME), false)].into(),
+                assigns: [Ok((ActionId("9".into()), ActionState::InProgress))].into(),
+                ..World::default()
+            },
+            &[],
+        );
+        assert_eq!(r.unwrap().code, OcfCode::Success);
+        assert_eq!(calls, vec!["holding", "assign", "action", "holding"]);
+    }
+
+    #[test]
+    fn a_holder_other_than_us_after_completion_is_1() {
+        let (r, _) = start(
+            World {
+                holdings: [held(None, false), held(Some("300"), false)].into(),
+                assigns: [Ok((ActionId("9".into()), ActionState::Completed))].into(),
+                ..World::default()
+            },
+            &[],
+        );
+        assert_eq!(r.unwrap_err().code, OcfCode::ErrGeneric);
+    }
+
+    #[test]
+    fn configuration_faults_name_the_parameter_used() {
+        let (r, _) = start(
+            World {
+                holdings: [Err(Fault::TokenRejected("401".into()))].into(),
+                ..World::default()
+            },
+            &[
+                ("OCF_RESKEY_api_token", ""),
+                ("OCF_RESKEY_do_token", "dop_v1_unit"),
+            ],
+        );
+        let e = r.unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert!(
+            e.reason.starts_with("parameter 'do_token': token rejected"),
+            "{}",
+            e.reason
+        );
+        let (r, _) = start(
+            World {
+                holdings: [Err(Fault::IpUnknown("404".into()))].into(),
+                ..World::default()
+            },
+            &[
+                ("OCF_RESKEY_ip", ""),
+                ("OCF_RESKEY_floating_ip", "203.0.113.7"),
+            ],
+        );
+        let e = r.unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert!(e
+            .reason
+            .starts_with("parameter 'floating_ip': IP not in this account"));
+    }
+
+    #[test]
+    fn a_rate_limit_past_the_deadline_fails_at_once() {
+        let t = Instant::now();
+        let (r, _) = start(
+            World {
+                holdings: [Err(Fault::RateLimited {
+                    wait: Some(Duration::from_secs(60)),
+                    detail: "429".into(),
+                })]
+                .into(),
+                ..World::default()
+            },
+            &[],
+        );
+        assert_eq!(r.unwrap_err().code, OcfCode::ErrGeneric);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+}
