@@ -117,7 +117,11 @@ command -v cargo >/dev/null || { fail "cargo on PATH or in ~/.cargo/bin (install
 sync_tree() {
     local src=$1 dst=$2 f
     mkdir -p "$dst"
-    (cd "$src" && git ls-files -z --cached --others --exclude-standard) > "$work/tree"
+    if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        (cd "$src" && git ls-files -z --cached --others --exclude-standard) > "$work/tree"
+    else # an unpacked source tarball: everything but cargo's output
+        (cd "$src" && find . -path ./target -prune -o \( -type f -o -type l \) -printf '%P\0') > "$work/tree"
+    fi
     while IFS= read -r -d '' f; do
         if [ -L "$src/$f" ]; then
             [ "$(readlink "$src/$f")" = "$(readlink "$dst/$f" 2>/dev/null)" ] && continue
@@ -179,6 +183,11 @@ check "deb has its copyright file" grep -q "\./usr/share/doc/$PKG/copyright\$" "
 check "deb has its changelog" grep -q "\./usr/share/doc/$PKG/changelog\.gz\$" "$work/contents"
 check "deb lists the Rust crates linked in, with their licenses" \
     grep -q "\./usr/share/doc/$PKG/rust-crates\.txt\.gz\$" "$work/contents"
+check "Depends: the C library, not pacemaker nor haproxy" bash -c "
+    d=\$(dpkg-deb -f '$deb' Depends); echo \"Depends: \$d\"
+    echo \"\$d\" | grep -q 'libc6' && ! echo \"\$d\" | grep -q 'haproxy\|pacemaker'"
+check "Recommends pacemaker, Suggests haproxy" bash -c "
+    dpkg-deb -f '$deb' Recommends | grep -q '^pacemaker' && dpkg-deb -f '$deb' Suggests | grep -q 'haproxy'"
 
 # --- install, with a hand-installed tutorial agent in the way ---------------------------------
 if [ ! -e "$COMPAT" ] && [ ! -L "$COMPAT" ]; then
@@ -206,6 +215,15 @@ if [ "$fake_compat" = 1 ]; then
         grep -q 'copied by hand' /var/backups/cloudha-agents/digitalocean-floatip
 fi
 
+# Reinstalling (preinst upgrade) leaves the link and the kept tutorial agent as they are.
+check "apt-get install --reinstall ./$(basename "$deb")" apt-get install -y -q --reinstall "$deb"
+check "after reinstall: ocf:digitalocean:floatip still leads to cloudha/floatip" \
+    test "$(readlink -f "$COMPAT")" = "$OCF/cloudha/floatip"
+if [ "$fake_compat" = 1 ]; then
+    check "after reinstall: the kept tutorial agent is still in /var/backups" \
+        grep -q 'copied by hand' /var/backups/cloudha-agents/digitalocean-floatip
+fi
+
 # --- the installed agents under the real tools ------------------------------------------------
 # ocf-tester NAME PATH NETNS PARAM...   (NETNS empty: run here)
 ocf_tester() {
@@ -227,7 +245,7 @@ ocf_tester_check() {
     if grep -q 'passed all tests' "$log"; then
         pass "$label"
     else
-        fail "$label (an unfinished agent fails here: see its output)" "$log"
+        fail "$label (ocf-tester's output below)" "$log"
     fi
 }
 
@@ -341,8 +359,8 @@ check "apt-get remove $PKG" apt-get remove -y -q "$PKG"
 if [ "$fake_compat" = 1 ]; then
     check "after remove: the hand-installed digitalocean/floatip is back" \
         bash -c "grep -q 'copied by hand' '$COMPAT' && [ ! -e /var/backups/cloudha-agents ]"
-    rm -f "$COMPAT"
-    rmdir "$OCF/digitalocean" 2>/dev/null
+    rm -f "$COMPAT" /var/backups/cloudha-agents/digitalocean-floatip
+    rmdir "$OCF/digitalocean" /var/backups/cloudha-agents 2>/dev/null
     fake_compat=0
 fi
 check "after remove: nothing of the package is left" leftovers
@@ -351,6 +369,7 @@ check "after purge: dpkg -l shows nothing" bash -c "! dpkg -l '$PKG' 2>/dev/null
 check "after purge: dpkg keeps no control files" \
     bash -c "! ls /var/lib/dpkg/info/$PKG.* 2>/dev/null | grep -q ."
 check "after purge: nothing of the package is left" leftovers
+check "after purge: no /var/backups/cloudha-agents" test ! -e /var/backups/cloudha-agents
 
 finish
 [ "$failed" = 0 ]
