@@ -36,7 +36,7 @@ fn haproxies(c: &Cluster, i: usize) -> Vec<i32> {
         .collect()
 }
 
-/// The master pid in node `i`'s pid file.
+/// The master pid in node `i`'s pid file (a pid of the node's own pid namespace).
 fn master_of(c: &Cluster, i: usize) -> i32 {
     let out = c
         .node(i)
@@ -97,11 +97,9 @@ fn a_clone_in_a_real_cluster_recovers_from_a_killed_haproxy() {
     let master = master_of(&c, 0);
     let node1_master = |c: &Cluster| master_of(c, 1);
     let node1_before = node1_master(&c);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(master),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
+    // The pid is the node's own (each node has a pid namespace): kill it from inside.
+    let out = c.node(0).run("kill", &["-9", &master.to_string()]);
+    assert!(out.status.success(), "kill -9 {master} on node 0: {out:?}");
     let node0 = names[0].clone();
     let s = c.wait_until(
         "a failure of lb recorded on node 0 and lb running on both nodes again",
