@@ -13,6 +13,17 @@ fn metadata_is_checked_in_and_valid() {
     check_metadata("floatip");
 }
 
+/// ocf-tester's instance state went to the default HA_RSCTMP: after its final stop only the
+/// lock is left (a start record would be a failed stop). Tidy it.
+fn tidy(name: &str) {
+    let base = format!("/run/resource-agents/cloudha/floatip-{name}");
+    let _ = std::fs::remove_file(format!("{base}.lock"));
+    assert!(
+        !std::path::Path::new(&format!("{base}.started")).exists(),
+        "ocf-tester's final stop left a start record"
+    );
+}
+
 /// A root-only token file.
 fn token_file(dir: &std::path::Path) -> String {
     let p = dir.join("do-token");
@@ -42,6 +53,7 @@ fn ocf_tester_passes_against_the_fake() {
         ],
         None,
     );
+    tidy(&name);
     assert!(ok, "ocf-tester failed:\n{out}");
     assert_eq!(c.fake.holder(IP), Some(A));
 }
@@ -101,5 +113,6 @@ fn the_tutorial_agent_path_and_names_work_unchanged() {
         ],
         None,
     );
+    tidy(&name);
     assert!(ok, "ocf-tester (legacy names) failed:\n{out}");
 }

@@ -1,0 +1,158 @@
+//! floatip run by Pacemaker's own tools (no cluster): `crm_resource --validate` and the
+//! executor behind `crm_resource --force-start/--force-check/--force-stop` with a CIB file, so
+//! the environment is the one a cluster node gives. The agent must sit where Pacemaker looks.
+
+mod common;
+
+use cloudha_tests::{global_lock, require_program, require_root, sh, Installed};
+use common::{cloud, A, B, IP, TOKEN};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+/// Puts the agent at /usr/lib/ocf/resource.d/cloudha/floatip (Pacemaker's compiled-in path)
+/// and restores whatever was there when dropped.
+struct RealInstall {
+    path: &'static Path,
+    saved: Option<Vec<u8>>,
+    made_dir: bool,
+    _lock: cloudha_tests::GlobalLock,
+}
+
+impl RealInstall {
+    fn new(installed: &Installed) -> RealInstall {
+        let lock = global_lock("ocf-root");
+        let path = Path::new("/usr/lib/ocf/resource.d/cloudha/floatip");
+        let made_dir = !path.parent().expect("parent").exists();
+        let saved = std::fs::read(path).ok();
+        sh(Command::new("install")
+            .args(["-D", "-m", "0755"])
+            .arg(installed.agent("cloudha", "floatip"))
+            .arg(path));
+        RealInstall {
+            path,
+            saved,
+            made_dir,
+            _lock: lock,
+        }
+    }
+}
+
+impl Drop for RealInstall {
+    fn drop(&mut self) {
+        match &self.saved {
+            Some(bytes) => {
+                let _ = std::fs::write(self.path, bytes);
+                let _ = std::fs::set_permissions(self.path, std::fs::Permissions::from_mode(0o755));
+            }
+            None => {
+                let _ = std::fs::remove_file(self.path);
+            }
+        }
+        if self.made_dir {
+            if let Some(dir) = self.path.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+fn output(c: &mut Command) -> (i32, String) {
+    let out = c.output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn pacemaker_runs_it() {
+    require_root();
+    require_program("/usr/sbin/crm_resource");
+    require_program("/usr/sbin/cibadmin");
+    let installed = Installed::new();
+    let _real = RealInstall::new(&installed);
+    let c = cloud(Some(B), &[A]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = token.display().to_string();
+    let api = c.fake.api_url();
+    let md = c.nodes[0].metadata_url.clone();
+
+    // crm_resource --validate: the agent's own code comes back.
+    let validate = |options: &[String]| {
+        let mut cmd = Command::new("crm_resource");
+        cmd.args(["--validate", "--class", "ocf", "--provider", "cloudha"]);
+        cmd.args(["--agent", "floatip"]);
+        for o in options {
+            cmd.args(["--option", o]);
+        }
+        output(&mut cmd)
+    };
+    let good = vec![
+        format!("ip={IP}"),
+        format!("api_token_file={token}"),
+        format!("api_url={api}"),
+        format!("metadata_url={md}"),
+    ];
+    let (code, out) = validate(&good);
+    assert_eq!(code, 0, "{out}");
+    let mut bad = good.clone();
+    bad[0] = "ip=203.0.113".into();
+    let (code, out) = validate(&bad);
+    assert_eq!(code, 6, "{out}");
+    assert!(
+        out.contains("parameter 'ip': '203.0.113' is not an IPv4 or IPv6 address"),
+        "{out}"
+    );
+
+    // The executor, with a CIB file.
+    let cib = dir.path().join("cib.xml");
+    std::fs::write(&cib, sh(Command::new("cibadmin").arg("--empty"))).unwrap();
+    let id = format!("floatip-force-{}", std::process::id());
+    let nv = |n: &str, v: &str| format!(r#"<nvpair id="{id}-{n}" name="{n}" value="{v}"/>"#);
+    sh(Command::new("cibadmin")
+        .env("CIB_file", &cib)
+        .args(["-C", "-o", "resources", "-X"])
+        .arg(format!(
+            r#"<primitive id="{id}" class="ocf" provider="cloudha" type="floatip"><instance_attributes id="{id}-ia">{}{}{}{}</instance_attributes></primitive>"#,
+            nv("ip", IP),
+            nv("api_token_file", &token),
+            nv("api_url", &api),
+            nv("metadata_url", &md),
+        )));
+    let force = |what: &str| {
+        output(
+            Command::new("crm_resource")
+                .env("CIB_file", &cib)
+                .args([what, "-r", &id]),
+        )
+    };
+    let check = |expected: i32| {
+        let (code, out) = force("--force-check");
+        assert_eq!(code, expected, "{out}");
+    };
+    check(7);
+    let (code, out) = force("--force-start");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(c.fake.holder(IP), Some(A));
+    check(0);
+    let (code, out) = force("--force-stop");
+    assert_eq!(code, 0, "{out}");
+    check(7);
+    for suffix in ["lock", "started"] {
+        let _ = std::fs::remove_file(format!(
+            "/run/resource-agents/cloudha/floatip-{id}.{suffix}"
+        ));
+    }
+    let (code, out) =
+        output(Command::new("crm_resource").args(["--show-metadata", "ocf:cloudha:floatip"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("<resource-agent name=\"floatip\""), "{out}");
+}
