@@ -4,7 +4,7 @@
 
 use crate::code::OcfCode;
 use crate::deadline::Deadline;
-use crate::env::OcfEnv;
+use crate::env::{CloneInfo, OcfEnv};
 use crate::error::{OcfError, OcfResult};
 use crate::log::Logger;
 use crate::metadata;
@@ -117,9 +117,31 @@ impl Context {
 
     /// This instance's state files and lock. `fallback` names the instance when no cluster does
     /// (a person running the agent by hand): make it from the parameters that identify it.
+    /// Instances of an anonymous clone are interchangeable and Pacemaker may number the one on
+    /// this node differently from one operation to the next (`lb:0`, then `lb:1`): they share
+    /// one state. A globally unique clone's instances are distinct and keep their own.
     pub fn state(&self, fallback: &str) -> InstanceState {
-        let instance = self.env.instance.as_deref().unwrap_or(fallback);
+        let instance = match self.env.instance.as_deref() {
+            Some(name) => state_name(name, self.env.clone.as_ref()),
+            None => fallback,
+        };
         InstanceState::new(&self.env.rsctmp, self.spec.name, instance)
+    }
+}
+
+/// The name an instance's state goes by: `lb:1` is `lb` unless the clone is globally unique.
+/// (A resource id cannot hold a colon, so a `:N` suffix is always Pacemaker's clone number.)
+fn state_name<'a>(instance: &'a str, clone: Option<&CloneInfo>) -> &'a str {
+    if clone.is_some_and(|c| c.globally_unique) {
+        return instance;
+    }
+    match instance.rsplit_once(':') {
+        Some((base, n))
+            if !base.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
+        }
+        _ => instance,
     }
 }
 
@@ -440,6 +462,25 @@ mod tests {
         v.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn anonymous_clone_instances_share_state() {
+        let anon = CloneInfo {
+            instance: Some(1),
+            max: Some(2),
+            globally_unique: false,
+        };
+        let unique = CloneInfo {
+            globally_unique: true,
+            ..anon
+        };
+        assert_eq!(state_name("lb:1", Some(&anon)), "lb");
+        assert_eq!(state_name("lb:1", None), "lb");
+        assert_eq!(state_name("lb:1", Some(&unique)), "lb:1");
+        assert_eq!(state_name("lb", Some(&anon)), "lb");
+        assert_eq!(state_name("lb:x", None), "lb:x");
+        assert_eq!(state_name(":1", None), ":1");
     }
 
     #[test]

@@ -91,30 +91,10 @@ struct Settings {
     check_url: Option<HttpUrl>,
 }
 
-/// This instance's state files: the record and the lock.
+/// This instance's state files: the record and the lock. By hand, without a cluster's instance
+/// name, the configuration names the instance.
 fn state(ctx: &Context) -> InstanceState {
-    match &ctx.env.instance {
-        Some(instance) => {
-            let unique = ctx.env.clone.is_some_and(|c| c.globally_unique);
-            InstanceState::new(&ctx.env.rsctmp, SPEC.name, &instance_name(instance, unique))
-        }
-        // By hand, without a cluster's instance name, the configuration names the instance.
-        None => ctx.state(ctx.params.get("config").unwrap_or("haproxy")),
-    }
-}
-
-/// The name this instance's files carry. An anonymous clone runs once per node, and the `:N`
-/// Pacemaker may append is not stable across operations there: drop it, so that every action
-/// (and a person's `--instance haproxy`) finds the same files. Globally unique clones keep it.
-fn instance_name(instance: &str, globally_unique: bool) -> String {
-    match instance.rsplit_once(':') {
-        Some((base, n))
-            if !globally_unique && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            base.to_string()
-        }
-        _ => instance.to_string(),
-    }
+    ctx.state(ctx.params.get("config").unwrap_or("haproxy"))
 }
 
 fn absolute(ctx: &Context, name: &str, value: &str) -> OcfResult<PathBuf> {
@@ -915,16 +895,6 @@ mod tests {
         );
         assert_eq!(first_alert("just this\n\n"), "just this");
         assert_eq!(first_alert(""), "no output");
-    }
-
-    #[test]
-    fn anonymous_clone_instances_share_one_name() {
-        assert_eq!(instance_name("haproxy:0", false), "haproxy");
-        assert_eq!(instance_name("haproxy:12", false), "haproxy");
-        assert_eq!(instance_name("haproxy:1", true), "haproxy:1");
-        assert_eq!(instance_name("haproxy", false), "haproxy");
-        assert_eq!(instance_name("lb:x", false), "lb:x");
-        assert_eq!(instance_name("lb:", false), "lb:");
     }
 
     #[test]
