@@ -24,7 +24,10 @@ crates=$(cargo tree --locked --offline -e normal,no-proc-macro $pkgs --prefix no
     echo "$crates" | while IFS='|' read -r nv lic; do
         name=${nv% v*}
         version=${nv##* v}
-        dir=$(ls -d "$registry"/*/"$name-$version" 2>/dev/null | head -n 1)
+        dir=""
+        for d in "$registry"/*/"$name-$version"; do
+            [ -d "$d" ] && dir=$d && break
+        done
         echo
         echo "-------------------------------------------------------------------------------"
         echo "$name $version: $lic"

@@ -104,8 +104,12 @@ for p in "${BUILD_DEPS[@]}" "${TEST_DEPS[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
-    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" \
-        > "$work/apt-deps.log" 2>&1 || { fail "install dependencies" "$work/apt-deps.log"; finish; exit 1; }
+    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
+            > "$work/apt-deps.log" 2>&1; then
+        fail "install dependencies" "$work/apt-deps.log"
+        finish
+        exit 1
+    fi
 fi
 command -v cargo >/dev/null || { fail "cargo on PATH or in ~/.cargo/bin (install Rust with rustup)"; finish; exit 1; }
 
@@ -167,7 +171,7 @@ runuser -u nobody -- env HOME="$work/lintian-home" \
     > "$work/lintian.log" 2>&1
 lint_rc=$?
 sed 's/^/     lintian: /' "$work/lintian.log"
-[ "$lint_rc" = 0 ] && pass "lintian: no errors" || fail "lintian: errors (exit $lint_rc)"
+if [ "$lint_rc" = 0 ]; then pass "lintian: no errors"; else fail "lintian: errors (exit $lint_rc)"; fi
 
 # What the .deb holds, before installing it.
 dpkg-deb -c "$deb" > "$work/contents"
