@@ -194,6 +194,10 @@ check "Recommends pacemaker, Suggests haproxy" bash -c "
     dpkg-deb -f '$deb' Recommends | grep -q '^pacemaker' && dpkg-deb -f '$deb' Suggests | grep -q 'haproxy'"
 
 # --- install, with a hand-installed tutorial agent in the way ---------------------------------
+# The tests that put an agent in the real /usr/lib/ocf tree hold this lock (cloudha_tests::
+# global_lock("ocf-root")); hold it too from install to purge (it is released on exit).
+exec 8>/tmp/cloudha-test-ocf-root.lock
+flock 8
 if [ ! -e "$COMPAT" ] && [ ! -L "$COMPAT" ]; then
     mkdir -p "$OCF/digitalocean"
     printf '#!/bin/sh\n# the tutorial floatip, copied by hand (made by package-test.sh)\nexit 0\n' > "$COMPAT"
