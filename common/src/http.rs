@@ -1,9 +1,66 @@
-//! A client for a cloud's metadata service (plain HTTP, link-local, no auth): single reads, and
-//! reads retried within the action's deadline. A service that cannot be read never reads as "yes".
+//! HTTP for agents: ureq agents whose resolver answers IP literals without a lookup, and a client
+//! for a cloud's metadata service (plain HTTP, link-local, no auth): single reads, and reads
+//! retried within the action's deadline. A service that cannot be read never reads as "yes".
 
 use crate::deadline::{Backoff, Deadline};
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+/// IP literals as they are; names through ureq's resolver (bounded by the request's timeout).
+/// ureq's own resolver spawns a thread per lookup when a timeout is set, even for a literal; a
+/// monitor is one request in a short process, and that thread was a third of its time.
+#[derive(Debug, Default)]
+pub struct LiteralFirst {
+    names: DefaultResolver,
+}
+
+/// The address of a URI whose host is an IP literal.
+fn literal(uri: &Uri) -> Option<SocketAddr> {
+    let authority = uri.authority()?;
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = host.parse().ok()?;
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    Some(SocketAddr::new(
+        ip,
+        authority.port_u16().unwrap_or(default_port),
+    ))
+}
+
+impl Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        match literal(uri) {
+            Some(addr) => {
+                let mut v = self.empty();
+                v.push(addr);
+                Ok(v)
+            }
+            None => self.names.resolve(uri, config, timeout),
+        }
+    }
+}
+
+/// A ureq agent with `config` and the literal-first resolver.
+pub fn agent(config: Config) -> ureq::Agent {
+    ureq::Agent::with_parts(config, DefaultConnector::new(), LiteralFirst::default())
+}
 
 /// The DigitalOcean metadata service, as seen from a droplet.
 pub const DEFAULT_METADATA_URL: &str = "http://169.254.169.254/metadata/v1";
@@ -43,7 +100,7 @@ impl MetadataService {
             .build();
         MetadataService {
             base: base.trim_end_matches('/').to_string(),
-            agent: ureq::Agent::new_with_config(config),
+            agent: agent(config),
         }
     }
 
@@ -126,6 +183,16 @@ mod tests {
             }
         });
         format!("http://{addr}/metadata/v1/")
+    }
+
+    #[test]
+    fn literals_need_no_lookup() {
+        let uri: Uri = "http://169.254.169.254/metadata/v1/id".parse().unwrap();
+        assert_eq!(literal(&uri), Some("169.254.169.254:80".parse().unwrap()));
+        let uri: Uri = "https://[::1]:8443/v2".parse().unwrap();
+        assert_eq!(literal(&uri), Some("[::1]:8443".parse().unwrap()));
+        let uri: Uri = "https://api.digitalocean.com/v2".parse().unwrap();
+        assert_eq!(literal(&uri), None);
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl ApiClient {
         ApiClient {
             base: base.trim_end_matches('/').to_string(),
             token,
-            agent: crate::http::agent(config.build()),
+            agent: cloudha_common::http::agent(config.build()),
         }
     }
 

@@ -4,7 +4,6 @@
 mod actions;
 mod api;
 mod config;
-mod http;
 mod provider;
 mod record;
 mod token;

@@ -3,7 +3,7 @@
 
 use super::{ActionId, ActionState, Endpoints, Fault, IpHolding, Provider, ServerId};
 use crate::api::{Answer, ApiClient};
-use crate::http::Metadata;
+use cloudha_common::http::MetadataService;
 use cloudha_common::{Deadline, Secret};
 use serde_json::Value;
 use std::net::IpAddr;
@@ -32,14 +32,14 @@ pub fn check_address(ip: IpAddr) -> Result<(), String> {
 
 pub struct DigitalOcean {
     api: Option<ApiClient>,
-    metadata: Metadata,
+    metadata: MetadataService,
 }
 
 impl DigitalOcean {
     pub fn new(endpoints: &Endpoints, token: Option<Secret>) -> DigitalOcean {
         DigitalOcean {
             api: token.map(|t| ApiClient::new(&endpoints.api_url, t, endpoints.api_is_loopback)),
-            metadata: Metadata::new(&endpoints.metadata_url),
+            metadata: MetadataService::new(&endpoints.metadata_url),
         }
     }
 
@@ -50,7 +50,9 @@ impl DigitalOcean {
     }
 
     fn metadata(&self, path: &str, deadline: &Deadline) -> Result<Option<String>, Fault> {
-        self.metadata.get(path, deadline).map_err(Fault::Transient)
+        self.metadata
+            .get(path, deadline)
+            .map_err(|e| Fault::Transient(e.to_string()))
     }
 
     /// An answer other than 2xx, as a fault. `what` names the call for people.
