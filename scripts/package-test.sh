@@ -343,6 +343,22 @@ for a in "${AGENTS[@]}"; do
         [ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }
         grep -q 'ocf_cloudha_$a - ' '$work/man-$a.txt' && grep -q 'SUPPORTED PARAMETERS' '$work/man-$a.txt'"
 done
+# The page is the installed agent's meta-data: every parameter and action it declares is an
+# entry there (a term, indented 7 columns, alone on its line).
+man_documents() {
+    local a=$1 names n
+    names=$("$OCF/cloudha/$a" meta-data | xmllint --xpath '//parameter/@name | //action/@name' - \
+        | grep -o 'name="[^"]*"' | cut -d'"' -f2 | sort -u)
+    [ -n "$names" ] || { echo "no names in $a's meta-data"; return 1; }
+    for n in $names; do
+        grep -qxF "       $n" "$work/man-$a.txt" || { echo "not in the page: $n"; return 1; }
+    done
+    echo "$(wc -w <<<"$names") names, all documented"
+}
+for a in "${AGENTS[@]}"; do
+    check "ocf_cloudha_$a(7) documents every parameter and action of the installed agent" \
+        man_documents "$a"
+done
 check "man -l ocf_digitalocean_floatip.7.gz (alias page)" \
     bash -c "MANWIDTH=80 man -l /usr/share/man/man7/ocf_digitalocean_floatip.7.gz | grep -q 'ocf_cloudha_floatip - '"
 
