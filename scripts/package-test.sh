@@ -85,7 +85,7 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'fail "interrupted"; finish; exit 130' INT TERM
 
 # Keep package scripts from starting corosync, pacemaker or haproxy (as scripts/deps.sh does).
 if [ ! -e /usr/sbin/policy-rc.d ]; then
