@@ -4,8 +4,9 @@
 # scripts from starting corosync, pacemaker or haproxy with default configurations.
 set -euo pipefail
 
-PACKAGES=(pacemaker corosync crmsh pcs resource-agents haproxy libxml2-utils iproute2 socat
-          arping procps psmisc make gcc curl ca-certificates)
+PACKAGES=(pacemaker pacemaker-cli-utils corosync crmsh pcs resource-agents haproxy libxml2-utils
+          iproute2 socat arping procps psmisc make gcc curl ca-certificates man-db
+          dpkg-dev debhelper fakeroot build-essential docbook-xsl xsltproc lintian)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: run as root (it installs Debian packages)" >&2

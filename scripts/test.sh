@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what it needs, checks style and lints, runs every
 # test (unit, agents in network namespaces, ocf-tester, real HAProxy, real Pacemaker clusters),
-# then checks `make install`. Run as root on Debian 12.
+# then checks `make install` and the Debian package (built, linted, installed, exercised, purged). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -16,3 +16,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== make install"
 bash scripts/check-install.sh
+echo "== Debian package"
+bash scripts/package-test.sh
