@@ -59,7 +59,13 @@ fn dummy_resources_move_on_standby_and_crash() {
     assert_eq!(s.max_fail_count("single"), 0, "{}", s.xml);
 
     let dir = cluster.dir().to_path_buf();
+    let left: Vec<i32> = cluster.nodes().iter().flat_map(|n| n.processes()).collect();
+    assert!(!left.is_empty(), "the surviving node runs nothing?");
     drop(cluster);
+    for pid in left {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(stat.is_empty(), "process left behind: {stat}");
+    }
     for n in &names {
         assert!(
             !std::path::Path::new("/run/netns").join(n).exists(),
