@@ -42,6 +42,29 @@ fn dummy_resources_move_on_standby_and_crash() {
         s.running_on("base").len() == 2
     });
 
+    // A ban (a -INFINITY location constraint) is seen as one, and moves the resource.
+    let s = cluster.status();
+    assert!(s.bans.is_empty(), "{:?}", s.bans);
+    let holder = s.single_node_of("single").expect("single runs");
+    cluster.sh("crm_resource", &["--ban", "-r", "single", "-N", &holder]);
+    let s = cluster.wait_until(
+        "single banned from its node",
+        Duration::from_secs(30),
+        |s| s.single_node_of("single").is_some_and(|n| n != holder),
+    );
+    assert!(
+        s.bans
+            .iter()
+            .any(|b| b.resource == "single" && b.node == holder && b.weight <= -1_000_000),
+        "{:?}\n{}",
+        s.bans,
+        s.xml
+    );
+    cluster.sh("crm_resource", &["--clear", "-r", "single"]);
+    cluster.wait_until("the ban cleared", Duration::from_secs(30), |s| {
+        s.bans.is_empty()
+    });
+
     // Crash the node that runs `single` now.
     let s = cluster.status();
     let holder = s.single_node_of("single").expect("single runs");
