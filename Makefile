@@ -7,7 +7,8 @@
 PREFIX   ?= /usr
 DESTDIR  ?=
 CARGO    ?= cargo
-BUILT    ?= target/release
+# Where cargo put the binaries: honours CARGO_TARGET_DIR, as cargo does.
+BUILT    ?= $(or $(CARGO_TARGET_DIR),target)/release
 AGENTS   := anchorip floatip haproxy
 OCFDIR   := $(DESTDIR)$(PREFIX)/lib/ocf/resource.d
 
