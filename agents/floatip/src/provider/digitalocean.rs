@@ -63,11 +63,11 @@ impl DigitalOcean {
             .unwrap_or_default();
         let status = answer.status;
         match status {
-            401 => Fault::TokenRejected(format!(
-                "{what}: the API rejected the token (HTTP 401{said})"
-            )),
+            // Pacemaker keeps about 128 characters of an exit reason: what matters comes first,
+            // the call that met it last.
+            401 => Fault::TokenRejected(format!("(HTTP 401{said}; {what})")),
             404 => Fault::IpUnknown(format!(
-                "{what}: {ip} is not a reserved IP of this account (HTTP 404{said})"
+                "{ip} is not a reserved IP of this account (HTTP 404{said}; {what})"
             )),
             422 => Fault::Busy(format!(
                 "{what}: an action is pending on {ip} (HTTP 422{said})"
