@@ -344,6 +344,93 @@ impl Default for Installed {
     }
 }
 
+/// One agent of an [`Installed`] tree put where Pacemaker looks for it: Pacemaker 2.1's agent
+/// path is compiled in (no variable moves it), so `crm_resource` finds agents only under the real
+/// /usr/lib/ocf. Holds `global_lock("ocf-root")`; whatever was there is put back on drop.
+pub struct SystemInstall {
+    path: PathBuf,
+    saved: Option<Vec<u8>>,
+    made_dir: bool,
+    _lock: GlobalLock,
+}
+
+impl Installed {
+    /// Put `cloudha/<agent>` of this tree at /usr/lib/ocf/resource.d/cloudha/<agent>.
+    pub fn to_system(&self, agent: &str) -> SystemInstall {
+        let lock = global_lock("ocf-root");
+        let path = Path::new("/usr/lib/ocf/resource.d/cloudha").join(agent);
+        let made_dir = !path.parent().expect("parent").exists();
+        let saved = std::fs::read(&path).ok();
+        sh(Command::new("install")
+            .args(["-D", "-m", "0755"])
+            .arg(self.agent("cloudha", agent))
+            .arg(&path));
+        SystemInstall {
+            path,
+            saved,
+            made_dir,
+            _lock: lock,
+        }
+    }
+}
+
+impl Drop for SystemInstall {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        match &self.saved {
+            Some(bytes) => {
+                let _ = std::fs::write(&self.path, bytes);
+                let _ =
+                    std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o755));
+            }
+            None => {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+        if self.made_dir {
+            if let Some(dir) = self.path.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+/// Run a command to its end: (exit code, -1 when a signal ended it; stdout then stderr).
+pub fn output(cmd: &mut Command) -> (i32, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `crm_resource --validate --class ocf --provider cloudha --agent <agent> --option k=v…`, as a
+/// person checks a configuration without a cluster (the agent must be where Pacemaker looks:
+/// [`Installed::to_system`]). Returns the agent's code and what was printed.
+pub fn crm_validate<S: AsRef<str>>(agent: &str, options: &[S]) -> (i32, String) {
+    require_program("/usr/sbin/crm_resource");
+    let mut c = Command::new("crm_resource");
+    c.args([
+        "--validate",
+        "--class",
+        "ocf",
+        "--provider",
+        "cloudha",
+        "--agent",
+        agent,
+    ]);
+    for o in options {
+        c.args(["--option", o.as_ref()]);
+    }
+    output(&mut c)
+}
+
 /// Run `ocf-tester -n <name> -o k=v… <agent>`; returns (passed, output). Set `netns` to run the
 /// agent's actions inside a namespace.
 pub fn ocf_tester(

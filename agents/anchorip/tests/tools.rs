@@ -4,7 +4,8 @@
 mod support;
 
 use cloudha_tests::{
-    check_metadata, global_lock, ocf_tester, require_program, require_root, sh, Installed, Netns,
+    check_metadata, crm_validate, ocf_tester, output, require_program, require_root, sh, Installed,
+    Netns,
 };
 use std::path::Path;
 use std::process::Command;
@@ -68,85 +69,13 @@ fn ocf_tester_passes_with_a_pre_existing_address() {
     assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
 }
 
-/// Puts the agent where Pacemaker looks (its path is compiled in: no variable moves it) and
-/// takes it away again, restoring whatever was there.
-struct RealInstall {
-    path: &'static Path,
-    saved: Option<Vec<u8>>,
-    made_dir: bool,
-    _lock: cloudha_tests::GlobalLock,
-}
-
-impl RealInstall {
-    fn new(installed: &Installed) -> RealInstall {
-        let lock = global_lock("ocf-root");
-        let path = Path::new("/usr/lib/ocf/resource.d/cloudha/anchorip");
-        let dir = path.parent().expect("parent");
-        let made_dir = !dir.exists();
-        let saved = std::fs::read(path).ok();
-        sh(Command::new("install")
-            .args(["-D", "-m", "0755"])
-            .arg(installed.agent("cloudha", "anchorip"))
-            .arg(path));
-        RealInstall {
-            path,
-            saved,
-            made_dir,
-            _lock: lock,
-        }
-    }
-}
-
-impl Drop for RealInstall {
-    fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        match &self.saved {
-            Some(bytes) => {
-                let _ = std::fs::write(self.path, bytes);
-                let _ = std::fs::set_permissions(self.path, std::fs::Permissions::from_mode(0o755));
-            }
-            None => {
-                let _ = std::fs::remove_file(self.path);
-            }
-        }
-        if self.made_dir {
-            if let Some(dir) = self.path.parent() {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-    }
-}
-
 #[test]
 fn crm_resource_validate_returns_the_agents_code() {
     require_root();
     require_program("/usr/sbin/crm_resource");
     let installed = Installed::new();
-    let _real = RealInstall::new(&installed);
-    let validate = |options: &[&str]| {
-        let mut c = Command::new("crm_resource");
-        c.args([
-            "--validate",
-            "--class",
-            "ocf",
-            "--provider",
-            "cloudha",
-            "--agent",
-            "anchorip",
-        ]);
-        for o in options {
-            c.args(["--option", o]);
-        }
-        let out = c.output().expect("crm_resource");
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let _real = installed.to_system("anchorip");
+    let validate = |options: &[&str]| crm_validate("anchorip", options);
     let (code, out) = validate(&["ip=10.17.1.18"]);
     assert_eq!(code, 0, "{out}");
     let (code, out) = validate(&["ip=10.1.2"]);
@@ -171,7 +100,7 @@ fn crm_resource_force_actions_run_the_agent_as_pacemaker_does() {
     require_program("/usr/sbin/crm_resource");
     require_program("/usr/sbin/cibadmin");
     let installed = Installed::new();
-    let _real = RealInstall::new(&installed);
+    let _real = installed.to_system("anchorip");
     let ns = Netns::new("t-force");
     let dir = support::StateDir::new();
     let cib = dir.path().join("cib.xml");
@@ -185,19 +114,10 @@ fn crm_resource_force_actions_run_the_agent_as_pacemaker_does() {
             r#"<primitive id="{id}" class="ocf" provider="cloudha" type="anchorip"><instance_attributes id="{id}-ia"><nvpair id="{id}-ip" name="ip" value="10.17.1.18"/></instance_attributes></primitive>"#
         )));
     let force = |what: &str| {
-        let out = ns
-            .command("crm_resource")
-            .env("CIB_file", &cib)
-            .args([what, "-r", &id])
-            .output()
-            .expect("crm_resource");
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
+        output(
+            ns.command("crm_resource")
+                .env("CIB_file", &cib)
+                .args([what, "-r", &id]),
         )
     };
     let check = |expected: i32| {

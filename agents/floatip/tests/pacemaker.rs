@@ -4,70 +4,10 @@
 
 mod common;
 
-use cloudha_tests::{global_lock, require_program, require_root, sh, Installed};
+use cloudha_tests::{crm_validate, output, require_program, require_root, sh, Installed};
 use common::{cloud, A, B, IP, TOKEN};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
-
-/// Puts the agent at /usr/lib/ocf/resource.d/cloudha/floatip (Pacemaker's compiled-in path)
-/// and restores whatever was there when dropped.
-struct RealInstall {
-    path: &'static Path,
-    saved: Option<Vec<u8>>,
-    made_dir: bool,
-    _lock: cloudha_tests::GlobalLock,
-}
-
-impl RealInstall {
-    fn new(installed: &Installed) -> RealInstall {
-        let lock = global_lock("ocf-root");
-        let path = Path::new("/usr/lib/ocf/resource.d/cloudha/floatip");
-        let made_dir = !path.parent().expect("parent").exists();
-        let saved = std::fs::read(path).ok();
-        sh(Command::new("install")
-            .args(["-D", "-m", "0755"])
-            .arg(installed.agent("cloudha", "floatip"))
-            .arg(path));
-        RealInstall {
-            path,
-            saved,
-            made_dir,
-            _lock: lock,
-        }
-    }
-}
-
-impl Drop for RealInstall {
-    fn drop(&mut self) {
-        match &self.saved {
-            Some(bytes) => {
-                let _ = std::fs::write(self.path, bytes);
-                let _ = std::fs::set_permissions(self.path, std::fs::Permissions::from_mode(0o755));
-            }
-            None => {
-                let _ = std::fs::remove_file(self.path);
-            }
-        }
-        if self.made_dir {
-            if let Some(dir) = self.path.parent() {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-    }
-}
-
-fn output(c: &mut Command) -> (i32, String) {
-    let out = c.output().expect("run");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 #[test]
 fn pacemaker_runs_it() {
@@ -75,7 +15,7 @@ fn pacemaker_runs_it() {
     require_program("/usr/sbin/crm_resource");
     require_program("/usr/sbin/cibadmin");
     let installed = Installed::new();
-    let _real = RealInstall::new(&installed);
+    let _real = installed.to_system("floatip");
     let c = cloud(Some(B), &[A]);
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
@@ -86,15 +26,7 @@ fn pacemaker_runs_it() {
     let md = c.nodes[0].metadata_url.clone();
 
     // crm_resource --validate: the agent's own code comes back.
-    let validate = |options: &[String]| {
-        let mut cmd = Command::new("crm_resource");
-        cmd.args(["--validate", "--class", "ocf", "--provider", "cloudha"]);
-        cmd.args(["--agent", "floatip"]);
-        for o in options {
-            cmd.args(["--option", o]);
-        }
-        output(&mut cmd)
-    };
+    let validate = |options: &[String]| crm_validate("floatip", options);
     let good = vec![
         format!("ip={IP}"),
         format!("api_token_file={token}"),

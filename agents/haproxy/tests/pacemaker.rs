@@ -5,74 +5,15 @@
 
 mod common;
 
-use cloudha_tests::{global_lock, require_program, sh, Installed};
+use cloudha_tests::{crm_validate, output, require_program, sh, Installed};
 use common::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-const REAL: &str = "/usr/lib/ocf/resource.d/cloudha/haproxy";
-
-struct RealInstall {
-    saved: Option<Vec<u8>>,
-    made_dir: bool,
-    _lock: cloudha_tests::GlobalLock,
-}
-
-impl RealInstall {
-    fn new(installed: &Installed) -> RealInstall {
-        let lock = global_lock("ocf-root");
-        let path = Path::new(REAL);
-        let made_dir = !path.parent().expect("parent").exists();
-        let saved = std::fs::read(path).ok();
-        sh(Command::new("install")
-            .args(["-D", "-m", "0755"])
-            .arg(installed.agent("cloudha", "haproxy"))
-            .arg(path));
-        RealInstall {
-            saved,
-            made_dir,
-            _lock: lock,
-        }
-    }
-}
-
-impl Drop for RealInstall {
-    fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        let path = Path::new(REAL);
-        match &self.saved {
-            Some(bytes) => {
-                let _ = std::fs::write(path, bytes);
-                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
-            }
-            None => {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-        if self.made_dir {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-    }
-}
-
 /// `CIB_file=<cib> crm_resource <args>`: (exit code, output).
 fn crm_resource(cib: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new("crm_resource")
-        .env("CIB_file", cib)
-        .args(args)
-        .output()
-        .expect("crm_resource");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    output(Command::new("crm_resource").env("CIB_file", cib).args(args))
 }
 
 #[test]
@@ -83,7 +24,7 @@ fn crm_resource_starts_checks_and_stops_it_with_the_legacy_parameter_name() {
     let fe = free_port();
     let lb = Lb::new("crm", &config(fe, &[b.port]));
     let installed = Installed::new();
-    let _real = RealInstall::new(&installed);
+    let _real = installed.to_system("haproxy");
 
     let cib = lb.dir.path().join("cib.xml");
     let empty = sh(Command::new("cibadmin").arg("--empty"));
@@ -132,31 +73,8 @@ fn crm_resource_validate_returns_the_agents_code() {
     let fe = free_port();
     let lb = Lb::new("crmval", &config(fe, &[free_port()]));
     let installed = Installed::new();
-    let _real = RealInstall::new(&installed);
-    let validate = |options: &[String]| {
-        let mut c = Command::new("crm_resource");
-        c.args([
-            "--validate",
-            "--class",
-            "ocf",
-            "--provider",
-            "cloudha",
-            "--agent",
-            "haproxy",
-        ]);
-        for o in options {
-            c.args(["--option", o]);
-        }
-        let out = c.output().expect("crm_resource");
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let _real = installed.to_system("haproxy");
+    let validate = |options: &[String]| crm_validate("haproxy", options);
     let config = format!("config={}", lb.config_path().display());
     let (code, out) = validate(std::slice::from_ref(&config));
     assert_eq!(code, 0, "{out}");
