@@ -1,5 +1,5 @@
 //! Wall-clock helpers for the fake: RFC 3339 timestamps as the API prints them, Unix seconds for
-//! the rate-limit headers. No calendar crate needed for UTC.
+//! the rate-limit headers (the calendar arithmetic is common's, as the agents log with it).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,25 +12,7 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 
 /// `2026-11-21T05:10:24Z`, the form DigitalOcean uses for `started_at`/`completed_at`.
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = unix_secs(t) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    cloudha_common::log::utc_string(unix_secs(t))
 }
 
 #[cfg(test)]
