@@ -163,6 +163,18 @@ impl Load {
         let failures = self.failures.lock().expect("lock").clone();
         (self.ok.load(Ordering::SeqCst), failures)
     }
+
+    /// Stop the clients and assert that no request failed; returns the successful ones.
+    pub fn finish_without_failures(self, when: &str) -> u64 {
+        let (ok, failures) = self.finish();
+        assert!(
+            failures.is_empty(),
+            "{when}: {} of {ok} requests failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+        ok
+    }
 }
 
 /// A configuration: frontend on `fe`, backend `be` with `servers`.
