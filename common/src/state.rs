@@ -4,6 +4,7 @@
 
 use crate::deadline::Deadline;
 use crate::error::{OcfError, OcfResult};
+use crate::log::Logger;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -127,6 +128,27 @@ impl InstanceState {
         }
     }
 
+    /// A record of this boot, parsed by `parse`. One that does not parse (damaged, or written by
+    /// another version) is ignored with a warning: the instance then counts as not started here.
+    pub fn read_parsed<T>(
+        &self,
+        suffix: &str,
+        log: &Logger,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> OcfResult<Option<T>> {
+        let Some(text) = self.read(suffix)? else {
+            return Ok(None);
+        };
+        let parsed = parse(&text);
+        if parsed.is_none() {
+            log.warn(format_args!(
+                "ignoring an unreadable state record {}",
+                self.path(suffix).display()
+            ));
+        }
+        Ok(parsed)
+    }
+
     /// Write a record atomically (a reader sees the old one or the new one, never half).
     pub fn write(&self, suffix: &str, contents: &str) -> OcfResult<()> {
         self.ensure_dir()?;
@@ -185,6 +207,34 @@ mod tests {
         s.remove("added").unwrap();
         s.remove("added").unwrap();
         assert_eq!(s.read("added").unwrap(), None);
+    }
+
+    #[test]
+    fn an_unparsable_record_is_ignored_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_file = dir.path().join("ha.log");
+        let log = Logger::new(
+            &crate::env::LogSettings {
+                logfile: Some(log_file.clone()),
+                ..Default::default()
+            },
+            "t",
+            "i",
+            false,
+        );
+        let s = InstanceState::new(dir.path(), "anchorip", "one");
+        let number = |t: &str| t.trim().parse::<u32>().ok();
+        assert_eq!(s.read_parsed("rec", &log, number).unwrap(), None);
+        s.write("rec", "42\n").unwrap();
+        assert_eq!(s.read_parsed("rec", &log, number).unwrap(), Some(42));
+        assert!(!log_file.exists());
+        s.write("rec", "garbage").unwrap();
+        assert_eq!(s.read_parsed("rec", &log, number).unwrap(), None);
+        let logged = std::fs::read_to_string(&log_file).unwrap();
+        assert!(
+            logged.contains("WARNING: ignoring an unreadable state record"),
+            "{logged}"
+        );
     }
 
     #[test]

@@ -94,19 +94,7 @@ fn require_link(nl: &mut Rtnl, nic: &str) -> OcfResult<Link> {
 
 /// The start record of this instance in this boot, if any.
 fn read_started(ctx: &Context, state: &InstanceState) -> OcfResult<Option<Started>> {
-    Ok(match state.read(Started::RECORD)? {
-        None => None,
-        Some(text) => {
-            let started = Started::from_record(&text);
-            if started.is_none() {
-                ctx.log.warn(format!(
-                    "ignoring an unreadable state record {}",
-                    state.path(Started::RECORD).display()
-                ));
-            }
-            started
-        }
-    })
+    state.read_parsed(Started::RECORD, &ctx.log, Started::from_record)
 }
 
 /// `anchor`'s address as it is on its interface now (with any prefix), and that interface.

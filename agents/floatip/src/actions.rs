@@ -62,19 +62,7 @@ fn instance_state(ctx: &Context) -> InstanceState {
 }
 
 fn read_record(ctx: &Context, state: &InstanceState) -> OcfResult<Option<Started>> {
-    Ok(match state.read(record::SUFFIX)? {
-        None => None,
-        Some(text) => {
-            let parsed = Started::parse(&text);
-            if parsed.is_none() {
-                ctx.log.warn(format_args!(
-                    "ignoring an unreadable record {}",
-                    state.path(record::SUFFIX).display()
-                ));
-            }
-            parsed
-        }
-    })
+    state.read_parsed(record::SUFFIX, &ctx.log, Started::parse)
 }
 
 /// A cloud fault as an OCF error. Only a rejected token and an unknown address are 6.
