@@ -1,6 +1,8 @@
-//! The one time budget of an action, made from `OCF_RESKEY_CRM_meta_timeout`.
-//! Everything that waits, retries or sleeps asks it how long it may; Pacemaker SIGKILLs us at the timeout.
+//! The one time budget of an action, made from `OCF_RESKEY_CRM_meta_timeout`, and the one loop
+//! that waits, polls or retries within it (`Deadline::retry`). Pacemaker SIGKILLs us at the timeout.
 
+use crate::log::Logger;
+use std::fmt::Display;
 use std::time::{Duration, Instant};
 
 /// ocf-tester's timeout, used when Pacemaker gave none (a person at a terminal).
@@ -94,7 +96,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    pub fn new(first: Duration, max: Duration) -> Backoff {
+    pub const fn new(first: Duration, max: Duration) -> Backoff {
         Backoff { next: first, max }
     }
     /// The delay to wait now; each call doubles the next one up to the ceiling.
@@ -102,6 +104,119 @@ impl Backoff {
         let d = self.next;
         self.next = (self.next * 2).min(self.max);
         d
+    }
+}
+
+/// How a loop retries: the backoff between tries and, optionally, at most so many tries.
+/// Declare them as constants beside the code that uses them: `const API: Retry = Retry::backoff(…)`.
+#[derive(Clone, Debug)]
+pub struct Retry {
+    backoff: Backoff,
+    attempts: Option<u32>,
+}
+
+impl Retry {
+    /// Waits from `first`, doubling up to `max`.
+    pub const fn backoff(first: Duration, max: Duration) -> Retry {
+        Retry {
+            backoff: Backoff::new(first, max),
+            attempts: None,
+        }
+    }
+    /// The same wait every time.
+    pub const fn every(wait: Duration) -> Retry {
+        Self::backoff(wait, wait)
+    }
+    /// At most `n` tries in all (the deadline still bounds them).
+    pub const fn attempts(mut self, n: u32) -> Retry {
+        self.attempts = Some(n);
+        self
+    }
+}
+
+/// What one try of a retried operation says.
+#[derive(Debug)]
+pub enum Attempt<T, E> {
+    /// The answer: the loop ends.
+    Done(T),
+    /// A failure that another try cannot mend: the loop ends.
+    Fail(E),
+    /// Not yet (a transient failure, or a condition polled for): try again after the backoff.
+    Again(E),
+    /// As `Again`, but wait at least this long (a rate limit's `retry-after`).
+    AgainAfter(E, Duration),
+}
+
+/// Why a retried operation ended without an answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RetryError<E> {
+    /// A try failed for good.
+    Failed(E),
+    /// Tries ran out, or the next wait would end past the deadline: the last failure.
+    GaveUp { last: E, tries: u32 },
+}
+
+impl<E> RetryError<E> {
+    /// The failure, whichever way the loop ended.
+    pub fn into_inner(self) -> E {
+        match self {
+            RetryError::Failed(e) | RetryError::GaveUp { last: e, .. } => e,
+        }
+    }
+}
+
+impl Deadline {
+    /// Run `op` until it answers or fails for good, waiting between tries as `policy` says (or
+    /// longer, as a try asks). Gives up at once when the time left is shorter than the wait:
+    /// no sleep ends past the deadline, and no try starts without time to answer.
+    pub fn retry<T, E>(
+        &self,
+        policy: &Retry,
+        op: impl FnMut(&Deadline) -> Attempt<T, E>,
+    ) -> Result<T, RetryError<E>> {
+        self.retry_with(policy, op, |_, _, _| {})
+    }
+
+    /// `retry`, logging each failure that is retried as a warning: "`what`: `error`; retrying
+    /// in N ms".
+    pub fn retry_logged<T, E: Display>(
+        &self,
+        policy: &Retry,
+        log: &Logger,
+        what: &str,
+        op: impl FnMut(&Deadline) -> Attempt<T, E>,
+    ) -> Result<T, RetryError<E>> {
+        self.retry_with(policy, op, |e, wait, _| {
+            log.warn(format_args!(
+                "{what}: {e}; retrying in {} ms",
+                wait.as_millis()
+            ))
+        })
+    }
+
+    fn retry_with<T, E>(
+        &self,
+        policy: &Retry,
+        mut op: impl FnMut(&Deadline) -> Attempt<T, E>,
+        mut on_retry: impl FnMut(&E, Duration, u32),
+    ) -> Result<T, RetryError<E>> {
+        let mut backoff = policy.backoff.clone();
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let (last, hint) = match op(self) {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Fail(e) => return Err(RetryError::Failed(e)),
+                Attempt::Again(e) => (e, Duration::ZERO),
+                Attempt::AgainAfter(e, hint) => (e, hint),
+            };
+            let wait = backoff.next_delay().max(hint);
+            if policy.attempts.is_some_and(|n| tries >= n) || wait >= self.remaining() {
+                return Err(RetryError::GaveUp { last, tries });
+            }
+            on_retry(&last, wait, tries);
+            std::thread::sleep(wait);
+        }
     }
 }
 
@@ -156,6 +271,56 @@ mod tests {
         let d = Deadline::after(Duration::from_millis(50));
         assert!(d.sooner(Duration::from_secs(60)).remaining() <= Duration::from_millis(50));
         assert!(d.sooner(Duration::from_millis(5)).remaining() <= Duration::from_millis(5));
+    }
+
+    #[test]
+    fn retry_answers_retries_and_fails_for_good() {
+        let d = Deadline::after(Duration::from_secs(5));
+        let quick = Retry::every(Duration::from_millis(1));
+        let mut n = 0;
+        let r: Result<u32, RetryError<&str>> = d.retry(&quick, |_| {
+            n += 1;
+            if n < 3 {
+                Attempt::Again("not yet")
+            } else {
+                Attempt::Done(n)
+            }
+        });
+        assert_eq!(r, Ok(3));
+        let r: Result<(), _> = d.retry(&quick, |_| Attempt::Fail("no"));
+        assert_eq!(r, Err(RetryError::Failed("no")));
+        let r: Result<(), _> = d.retry(&quick.clone().attempts(4), |_| Attempt::Again("x"));
+        assert_eq!(
+            r,
+            Err(RetryError::GaveUp {
+                last: "x",
+                tries: 4
+            })
+        );
+    }
+
+    #[test]
+    fn retry_gives_up_when_the_wait_outlasts_the_deadline() {
+        let d = Deadline::after(Duration::from_millis(200));
+        let t = Instant::now();
+        // A rate limit asks for 60 s: no sleep at all, the last failure at once.
+        let r: Result<(), _> = d.retry(&Retry::every(Duration::from_millis(1)), |_| {
+            Attempt::AgainAfter("429", Duration::from_secs(60))
+        });
+        assert_eq!(
+            r,
+            Err(RetryError::GaveUp {
+                last: "429",
+                tries: 1
+            })
+        );
+        assert!(t.elapsed() < Duration::from_millis(100));
+        // Polling ends before the deadline, never after it.
+        let r: Result<(), _> = d.retry(&Retry::every(Duration::from_millis(20)), |_| {
+            Attempt::Again(())
+        });
+        assert!(r.is_err());
+        assert!(!d.expired() || t.elapsed() < Duration::from_millis(260));
     }
 
     #[test]

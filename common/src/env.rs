@@ -2,8 +2,28 @@
 //! Nothing else in cloudha reads `std::env`.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// A parameter's value as it arrived: text, or bytes that are not UTF-8 (an error only when an
+/// action reads that parameter, and then without showing the bytes: they may be a token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawValue {
+    Text(String),
+    NotUtf8,
+}
+
+impl RawValue {
+    pub fn is_empty(&self) -> bool {
+        matches!(self, RawValue::Text(t) if t.is_empty())
+    }
+}
+
+/// Whether a variable is one the agents read; every other one is ignored, whatever its bytes.
+fn is_ours(key: &str) -> bool {
+    key.starts_with("OCF_") || key.starts_with("HA_")
+}
 
 /// Debian's (and resource-agents') state directory for agents, emptied at boot.
 pub const DEFAULT_RSCTMP: &str = "/run/resource-agents";
@@ -35,7 +55,7 @@ pub struct CloneInfo {
 #[derive(Clone, Debug, Default)]
 pub struct OcfEnv {
     /// `OCF_RESKEY_<name>` values, meta attributes (`CRM_meta_*`) excluded. Empty values are unset.
-    pub reskeys: BTreeMap<String, String>,
+    pub reskeys: BTreeMap<String, RawValue>,
     /// `OCF_RESKEY_CRM_meta_timeout`: this action's timeout.
     pub timeout: Option<Duration>,
     /// `OCF_RESKEY_CRM_meta_interval`: the monitor interval; None or zero is a probe.
@@ -63,31 +83,48 @@ fn millis(v: Option<&String>) -> Option<Duration> {
 }
 
 impl OcfEnv {
-    /// Read the process environment. Call once, in `main`.
+    /// Read the process environment. Call once, in `main`. Never fails: a variable that is not
+    /// ours is ignored whatever its bytes, and one of ours that is not UTF-8 is kept as such.
     pub fn from_process() -> OcfEnv {
-        Self::from_vars(std::env::vars())
+        Self::from_vars(std::env::vars_os())
     }
 
     /// Build from any list of variables (the process's, or a test's).
     pub fn from_vars<I, K, V>(vars: I) -> OcfEnv
     where
         I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
+        K: Into<OsString>,
+        V: Into<OsString>,
     {
-        let all: BTreeMap<String, String> = vars
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let mut all: BTreeMap<String, String> = BTreeMap::new();
         let mut reskeys = BTreeMap::new();
         let mut meta = BTreeMap::new();
-        for (k, v) in &all {
+        let mut rsctmp = None;
+        for (k, v) in vars {
+            let (k, v) = (k.into(), v.into());
+            let Ok(k) = k.into_string() else { continue };
+            if !is_ours(&k) {
+                continue;
+            }
+            if k == "HA_RSCTMP" {
+                // A path may be any bytes.
+                rsctmp = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+                continue;
+            }
+            let value = match v.into_string() {
+                Ok(t) => RawValue::Text(t),
+                Err(_) => RawValue::NotUtf8,
+            };
             if let Some(name) = k.strip_prefix("OCF_RESKEY_CRM_meta_") {
-                meta.insert(name.to_string(), v.clone());
-            } else if let Some(name) = k.strip_prefix("OCF_RESKEY_") {
-                if !v.is_empty() {
-                    reskeys.insert(name.to_string(), v.clone());
+                if let RawValue::Text(t) = value {
+                    meta.insert(name.to_string(), t);
                 }
+            } else if let Some(name) = k.strip_prefix("OCF_RESKEY_") {
+                if !value.is_empty() {
+                    reskeys.insert(name.to_string(), value);
+                }
+            } else if let RawValue::Text(t) = value {
+                all.insert(k, t);
             }
         }
         let clone = meta.get("clone").map(|c| CloneInfo {
@@ -113,9 +150,7 @@ impl OcfEnv {
             resource_type: nonempty(all.get("OCF_RESOURCE_TYPE")),
             provider: nonempty(all.get("OCF_RESOURCE_PROVIDER")),
             clone,
-            rsctmp: nonempty(all.get("HA_RSCTMP"))
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_RSCTMP)),
+            rsctmp: rsctmp.unwrap_or_else(|| PathBuf::from(DEFAULT_RSCTMP)),
             ocf_root: nonempty(all.get("OCF_ROOT"))
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_OCF_ROOT)),
@@ -176,7 +211,7 @@ mod tests {
             ("PATH", "/bin"),
         ]);
         assert_eq!(e.reskeys.len(), 1);
-        assert_eq!(e.reskeys["ip"], "10.0.0.1");
+        assert_eq!(e.reskeys["ip"], RawValue::Text("10.0.0.1".into()));
         assert_eq!(e.timeout, Some(Duration::from_secs(30)));
         assert_eq!(e.interval, Some(Duration::from_secs(10)));
         assert!(!e.is_probe());
@@ -216,6 +251,26 @@ mod tests {
         assert!(e.log.debug);
         assert!(!env(&[("HA_debug", "0")]).log.debug);
         assert_eq!(env(&[("HA_LOGFACILITY", "none")]).log.facility, None);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_never_abort() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = || OsString::from_vec(b"sekrit\xff".to_vec());
+        let e = OcfEnv::from_vars(vec![
+            (OsString::from("OCF_RESKEY_api_token"), bad()),
+            (OsString::from("FOO"), bad()),
+            (OsString::from_vec(b"BAR\xff".to_vec()), bad()),
+            (
+                OsString::from("HA_RSCTMP"),
+                OsString::from_vec(b"/run/x\xff".to_vec()),
+            ),
+            (OsString::from("OCF_RESOURCE_INSTANCE"), bad()),
+        ]);
+        assert_eq!(e.reskeys["api_token"], RawValue::NotUtf8);
+        assert_eq!(e.reskeys.len(), 1);
+        assert_eq!(e.rsctmp.as_os_str().len(), 7);
+        assert_eq!(e.instance, None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! for a cloud's metadata service (plain HTTP, link-local, no auth): single reads, and reads
 //! retried within the action's deadline. A service that cannot be read never reads as "yes".
 
-use crate::deadline::{Backoff, Deadline};
+use crate::deadline::{Attempt, Deadline, Retry};
+use crate::values::HttpUrl;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -68,6 +69,9 @@ pub const DEFAULT_METADATA_URL: &str = "http://169.254.169.254/metadata/v1";
 /// The longest one request may take; a retry follows if the deadline allows.
 const PER_TRY: Duration = Duration::from_secs(2);
 const MAX_BODY: u64 = 64 * 1024;
+/// Retries of a metadata read: the service is local and free, so quickly.
+pub const METADATA_RETRY: Retry =
+    Retry::backoff(Duration::from_millis(50), Duration::from_millis(500));
 
 /// Why the service could not be read: never an answer, always a reason to retry or fail.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,18 +150,34 @@ impl MetadataService {
         path: &str,
         deadline: &Deadline,
     ) -> Result<Option<String>, FetchError> {
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
-        loop {
-            match self.get(path, deadline) {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    if !deadline.sleep(backoff.next_delay()) {
-                        return Err(e);
-                    }
-                }
-            }
-        }
+        deadline
+            .retry(&METADATA_RETRY, |d| match self.get(path, d) {
+                Ok(v) => Attempt::Done(v),
+                Err(e) => Attempt::Again(e),
+            })
+            .map_err(|e| e.into_inner())
     }
+}
+
+/// One `GET url` within `deadline` (name lookup included), no redirects followed, no proxy:
+/// the status code, or why there is none. For health checks of a local service.
+pub fn get_status(url: &HttpUrl, deadline: &Deadline) -> Result<u16, String> {
+    let budget = deadline.cap(Duration::from_secs(10));
+    if budget.is_zero() {
+        return Err("no time left before the action's timeout".into());
+    }
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .max_redirects(0)
+        .timeout_global(Some(budget))
+        .user_agent(concat!("cloudha-monitor/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let resp = agent(config)
+        .get(url.as_str())
+        .call()
+        .map_err(|e| e.to_string())?;
+    Ok(resp.status().as_u16())
 }
 
 #[cfg(test)]
@@ -217,6 +237,15 @@ mod tests {
     }
 
     #[test]
+    fn status_of_a_health_check() {
+        let base = serve(vec![(204, ""), (503, "down")]);
+        let url = HttpUrl::parse(&base).unwrap();
+        let d = Deadline::after(Duration::from_secs(5));
+        assert_eq!(get_status(&url, &d), Ok(204));
+        assert_eq!(get_status(&url, &d), Ok(503));
+    }
+
+    #[test]
     fn unreachable_is_an_error_when_the_deadline_ends() {
         // A port nobody listens on: bind, learn the port, close.
         let port = TcpListener::bind("127.0.0.1:0")
@@ -226,8 +255,11 @@ mod tests {
             .port();
         let m = MetadataService::new(&format!("http://127.0.0.1:{port}"));
         let d = Deadline::after(Duration::from_millis(300));
+        let t = std::time::Instant::now();
         let e = m.get_retrying("id", &d).unwrap_err();
-        assert!(d.expired());
+        // Retried, and given up before the deadline rather than after it.
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert!(t.elapsed() < Duration::from_millis(400));
         assert!(e
             .to_string()
             .starts_with(&format!("metadata service http://127.0.0.1:{port}/id: ")));

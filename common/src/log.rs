@@ -208,10 +208,15 @@ impl Logger {
     }
 
     fn append(&self, path: &PathBuf, level: Level, msg: &str) {
+        use std::os::unix::fs::OpenOptionsExt;
         let line = format!("{}: {} {}: {}\n", self.tag, utc_now(), level.name(), msg);
+        // Never block: a FIFO with no reader, or a full one, must not hang an action (a stop
+        // that hangs gets the node fenced). O_NONBLOCK makes such an open or write fail at once,
+        // and the line goes to stderr instead.
         let ok = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits())
             .open(path)
             .and_then(|mut f| f.write_all(line.as_bytes()))
             .is_ok();
@@ -295,6 +300,24 @@ mod tests {
         assert!(!text.contains("a debug line"));
         let debug = std::fs::read_to_string(&dbg).unwrap();
         assert!(debug.contains("DEBUG: a debug line"));
+    }
+
+    #[test]
+    fn a_fifo_without_a_reader_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let settings = LogSettings {
+            logfile: Some(fifo.clone()),
+            debuglog: Some(fifo),
+            debug: true,
+            ..LogSettings::default()
+        };
+        let l = Logger::new(&settings, "t", "i", false);
+        let t = std::time::Instant::now();
+        l.err("goes to stderr instead");
+        l.debug("so does this");
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -127,29 +127,27 @@ pub fn render(spec: &AgentSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{ActionSpec, ParamSpec};
+    use crate::spec::{ActionSpec, Param};
+    use std::net::IpAddr;
+
+    static IP: Param<IpAddr> = Param::new("ip")
+        .required()
+        .unique()
+        .short("the address")
+        .long("An address.")
+        .aliases(&["floating_ip"]);
+    static COUNT: Param<u32> = Param::new("count")
+        .default("3")
+        .short("how many")
+        .long("Count.");
+    static NIC: Param<String> = Param::new("nic").required().short("nic").long("NIC.");
 
     static SPEC: AgentSpec = AgentSpec {
         name: "demo",
         version: "0.1.0",
         shortdesc: "A <demo> & more",
         longdesc: "Quotes \" and ' survive.",
-        params: &[
-            ParamSpec::string("ip")
-                .required()
-                .unique()
-                .short("the address")
-                .long("An address.")
-                .aliases(&["floating_ip"]),
-            ParamSpec::integer("count")
-                .default("3")
-                .short("how many")
-                .long("Count."),
-            ParamSpec::string("nic")
-                .required()
-                .short("nic")
-                .long("NIC."),
-        ],
+        params: &[&IP.spec, &COUNT.spec, &NIC.spec],
         actions: &[
             ActionSpec::new("start", 20),
             ActionSpec::new("monitor", 20).interval(10).depth(0),

@@ -1,15 +1,21 @@
 //! Instance parameters resolved against their declaration: legacy aliases, defaults, the CIB
-//! secret placeholder, and typed reads whose errors name the parameter.
+//! secret placeholder, and typed reads through each parameter's handle (`Param<T>`), whose errors
+//! all have one shape: `parameter '<name as the user wrote it>': '<value>' <what is wrong>`.
 //! Nothing here demands a parameter by itself: each action decides what it needs (a stop with
 //! nothing to stop must succeed without any).
 
+use crate::code::OcfCode;
+use crate::env::RawValue;
 use crate::error::{OcfError, OcfResult};
-use crate::secret::Secret;
-use crate::spec::{AgentSpec, ParamKind, ParamSpec};
+use crate::spec::{AgentSpec, Param, ParamKind, ParamSpec};
 use std::collections::BTreeMap;
+use std::fmt::Display;
 
 /// What a stop may receive instead of a `cibsecret` value.
 pub const CIB_SECRET_PLACEHOLDER: &str = "lrm://";
+
+/// How much of a value an error message shows (an exit reason lives in the CIB).
+const SHOWN_CHARS: usize = 64;
 
 /// Pacemaker's `crm_is_true` vocabulary.
 pub fn parse_bool(s: &str) -> Option<bool> {
@@ -20,9 +26,36 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// A type a parameter's text parses to. `parse` errors complete the sentence
+/// "parameter 'x': 'value' …", e.g. "is not an IPv4 or IPv6 address".
+pub trait ParamValue: Sized {
+    /// The type the meta-data advertises.
+    const KIND: ParamKind;
+    /// Never shown, never a flag.
+    const SECRET: bool = false;
+    fn parse(text: &str) -> Result<Self, String>;
+}
+
+/// A value as it may be shown in a message: control characters escaped, cut to a bounded length.
+pub fn shown(value: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in value.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[derive(Clone, Debug)]
 struct Given {
-    value: String,
+    value: RawValue,
     /// The name it arrived under (the parameter's own, or a legacy alias).
     via: &'static str,
 }
@@ -36,7 +69,7 @@ pub struct Params {
 
 impl Params {
     /// Resolve `reskeys` (`OCF_RESKEY_*` without the prefix) against the agent's declaration.
-    pub fn resolve(spec: &'static AgentSpec, reskeys: &BTreeMap<String, String>) -> Params {
+    pub fn resolve(spec: &'static AgentSpec, reskeys: &BTreeMap<String, RawValue>) -> Params {
         let mut given = BTreeMap::new();
         let mut warnings = Vec::new();
         for p in spec.params {
@@ -70,65 +103,75 @@ impl Params {
         }
     }
 
-    fn spec_of(&self, name: &str) -> &'static ParamSpec {
-        match self.spec.param(name) {
-            Some(p) => p,
-            // A typo in an agent's own code: fail loudly in tests, never in the field.
-            None => panic!("{} declares no parameter '{name}'", self.spec.name),
-        }
-    }
-
     /// Messages about conflicting names, for the log.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
 
-    /// The value given (by any of its names), `lrm://` included; no default.
-    pub fn raw(&self, name: &str) -> Option<&str> {
-        let p = self.spec_of(name);
-        self.given.get(p.name).map(|g| g.value.as_str())
-    }
-
-    /// True when the value is the CIB secret placeholder (its real value is not on this node).
-    pub fn is_placeholder(&self, name: &str) -> bool {
-        self.raw(name) == Some(CIB_SECRET_PLACEHOLDER)
-    }
-
-    /// True when a usable value was given, by the parameter's name or an alias.
-    pub fn is_set(&self, name: &str) -> bool {
-        self.raw(name).is_some() && !self.is_placeholder(name)
+    fn given(&self, p: &ParamSpec) -> Option<&Given> {
+        debug_assert!(
+            self.spec.declares(p),
+            "{} does not list parameter '{}' in its AgentSpec",
+            self.spec.name,
+            p.name
+        );
+        self.given.get(p.name)
     }
 
     /// The name the value arrived under, for messages: `floating_ip` when the alias was used.
-    pub fn given_as(&self, name: &str) -> &'static str {
-        let p = self.spec_of(name);
-        self.given.get(p.name).map(|g| g.via).unwrap_or(p.name)
+    pub fn name_of<T>(&self, p: &Param<T>) -> &'static str {
+        self.given(&p.spec).map(|g| g.via).unwrap_or(p.spec.name)
     }
 
-    /// The usable value, or the declared default.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        let p = self.spec_of(name);
-        if self.is_set(name) {
-            self.raw(name)
-        } else {
-            p.default
+    /// The text given (by any of its names), placeholder included; no default. None for a value
+    /// that is not UTF-8. For words and for naming an instance, never for decisions.
+    pub fn text<T>(&self, p: &Param<T>) -> Option<&str> {
+        match &self.given(&p.spec)?.value {
+            RawValue::Text(t) => Some(t),
+            RawValue::NotUtf8 => None,
         }
     }
 
-    /// The value, or an error naming the parameter: 6 when it is missing (wrong on every node),
-    /// 5 when it is the CIB secret placeholder (its value is missing on this node only).
-    pub fn require(&self, name: &str) -> OcfResult<&str> {
-        if self.is_placeholder(name) {
-            return Err(OcfError::installed(format!(
-                "parameter '{}' arrived as the CIB secret placeholder '{}': its value is missing on this node (run 'cibsecret sync')",
-                self.given_as(name),
-                CIB_SECRET_PLACEHOLDER
-            )));
+    /// True when a usable value was given, by the parameter's name or an alias.
+    pub fn has<T>(&self, p: &Param<T>) -> bool {
+        self.given(&p.spec).is_some() && self.text(p) != Some(CIB_SECRET_PLACEHOLDER)
+    }
+
+    /// The given text, or the declared default; errors for the placeholder and for bytes that
+    /// are not text.
+    fn effective<T>(&self, p: &Param<T>) -> OcfResult<Option<&str>> {
+        let Some(g) = self.given(&p.spec) else {
+            return Ok(p.spec.default);
+        };
+        match &g.value {
+            RawValue::NotUtf8 => Err(OcfError::configured(format!(
+                "parameter '{}' is not valid UTF-8 text",
+                g.via
+            ))),
+            RawValue::Text(t) if t == CIB_SECRET_PLACEHOLDER => Err(OcfError::installed(format!(
+                "parameter '{}' arrived as the CIB secret placeholder '{CIB_SECRET_PLACEHOLDER}': its value is missing on this node (run 'cibsecret sync')",
+                g.via
+            ))),
+            RawValue::Text(t) => Ok(Some(t)),
         }
-        let p = self.spec_of(name);
-        self.get(name).ok_or_else(|| {
-            let names = std::iter::once(p.name)
-                .chain(p.aliases.iter().copied())
+    }
+
+    /// The value (given, else the default), parsed; None when neither exists. 6 naming the
+    /// parameter when it does not parse.
+    pub fn read<T: ParamValue>(&self, p: &Param<T>) -> OcfResult<Option<T>> {
+        match self.effective(p)? {
+            None => Ok(None),
+            Some(text) => T::parse(text)
+                .map(Some)
+                .map_err(|why| self.invalid_text(&p.spec, self.name_of(p), text, why)),
+        }
+    }
+
+    /// The value, parsed; 6 naming every name it may be given by when it is missing.
+    pub fn need<T: ParamValue>(&self, p: &Param<T>) -> OcfResult<T> {
+        self.read(p)?.ok_or_else(|| {
+            let names = std::iter::once(p.spec.name)
+                .chain(p.spec.aliases.iter().copied())
                 .map(|n| format!("'{n}'"))
                 .collect::<Vec<_>>()
                 .join(" or ");
@@ -136,66 +179,47 @@ impl Params {
         })
     }
 
-    /// A secret parameter's value, never printed.
-    pub fn secret(&self, name: &str) -> Option<Secret> {
-        if self.is_set(name) {
-            self.raw(name).map(Secret::new)
+    fn invalid_text(
+        &self,
+        spec: &ParamSpec,
+        name: &str,
+        text: &str,
+        why: impl Display,
+    ) -> OcfError {
+        if spec.secret {
+            OcfError::configured(format!("parameter '{name}' {why}"))
         } else {
-            None
+            OcfError::configured(format!("parameter '{name}': '{}' {why}", shown(text)))
         }
     }
 
-    /// The value shown in a message: secrets are never shown.
-    fn shown(&self, p: &ParamSpec, value: &str) -> String {
-        if p.secret {
-            "***".into()
-        } else {
-            format!("'{value}'")
-        }
+    /// 6: the value of `p` is wrong on every node, because `why` ("is out of range (0-100)").
+    pub fn invalid<T>(&self, p: &Param<T>, why: impl Display) -> OcfError {
+        let text = self.text(p).or(p.spec.default).unwrap_or("");
+        self.invalid_text(&p.spec, self.name_of(p), text, why)
     }
 
-    /// An integer parameter (given or default); 6 naming it when it does not parse.
-    pub fn integer(&self, name: &str) -> OcfResult<Option<i64>> {
-        let p = self.spec_of(name);
-        match self.get(name) {
-            None => Ok(None),
-            Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
-                OcfError::configured(format!(
-                    "parameter '{}' must be an integer, got {}",
-                    self.given_as(name),
-                    self.shown(p, v)
-                ))
-            }),
-        }
+    /// An error of any code about `p`: `parameter '<name>': <detail>`.
+    pub fn fault<T>(&self, code: OcfCode, p: &Param<T>, detail: impl Display) -> OcfError {
+        OcfError::new(code, format!("parameter '{}': {detail}", self.name_of(p)))
     }
 
-    /// A boolean parameter (given or default); 6 naming it when it is not a boolean word.
-    pub fn boolean(&self, name: &str) -> OcfResult<Option<bool>> {
-        let p = self.spec_of(name);
-        match self.get(name) {
-            None => Ok(None),
-            Some(v) => parse_bool(v).map(Some).ok_or_else(|| {
-                OcfError::configured(format!(
-                    "parameter '{}' must be a boolean (true/false, yes/no, 1/0), got {}",
-                    self.given_as(name),
-                    self.shown(p, v)
-                ))
-            }),
-        }
-    }
-
-    /// Check every given integer and boolean parameter against its declared type.
-    pub fn check_types(&self) -> OcfResult<()> {
+    /// Every given parameter parses as its declared type (validate-all level 0 and start).
+    pub fn check_all(&self) -> OcfResult<()> {
         for p in self.spec.params {
-            match p.kind {
-                ParamKind::Integer => {
-                    self.integer(p.name)?;
-                }
-                ParamKind::Boolean => {
-                    self.boolean(p.name)?;
-                }
-                ParamKind::String => {}
+            let Some(g) = self.given.get(p.name) else {
+                continue;
+            };
+            let RawValue::Text(text) = &g.value else {
+                return Err(OcfError::configured(format!(
+                    "parameter '{}' is not valid UTF-8 text",
+                    g.via
+                )));
+            };
+            if text == CIB_SECRET_PLACEHOLDER {
+                continue;
             }
+            (p.check)(text).map_err(|why| self.invalid_text(p, g.via, text, why))?;
         }
         Ok(())
     }
@@ -204,7 +228,18 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
     use crate::spec::{ActionSpec, AgentSpec};
+    use crate::values::Seconds;
+    use std::net::IpAddr;
+
+    static IP: Param<IpAddr> = Param::new("ip").required().aliases(&["floating_ip"]);
+    static TOKEN: Param<Secret> = Param::new("token").aliases(&["do_token"]);
+    static COUNT: Param<u32> = Param::new("count").default("3");
+    static FLAG: Param<bool> = Param::new("flag");
+    static NIC: Param<String> = Param::new("nic").default("lo");
+    static WAIT: Param<Seconds> = Param::new("wait");
+    static UNLISTED: Param<String> = Param::new("unlisted");
 
     static SPEC: AgentSpec = AgentSpec {
         name: "demo",
@@ -212,11 +247,12 @@ mod tests {
         shortdesc: "",
         longdesc: "",
         params: &[
-            ParamSpec::string("ip").required().aliases(&["floating_ip"]),
-            ParamSpec::string("token").secret().aliases(&["do_token"]),
-            ParamSpec::integer("count").default("3"),
-            ParamSpec::boolean("flag"),
-            ParamSpec::string("nic").default("lo"),
+            &IP.spec,
+            &TOKEN.spec,
+            &COUNT.spec,
+            &FLAG.spec,
+            &NIC.spec,
+            &WAIT.spec,
         ],
         actions: &[ActionSpec::new("start", 20)],
     };
@@ -224,7 +260,7 @@ mod tests {
     fn params(kv: &[(&str, &str)]) -> Params {
         let m = kv
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), RawValue::Text(v.to_string())))
             .collect();
         Params::resolve(&SPEC, &m)
     }
@@ -232,32 +268,33 @@ mod tests {
     #[test]
     fn defaults_apply_when_unset() {
         let p = params(&[]);
-        assert_eq!(p.get("nic"), Some("lo"));
-        assert_eq!(p.integer("count").unwrap(), Some(3));
-        assert_eq!(p.get("ip"), None);
-        assert!(!p.is_set("nic"));
+        assert_eq!(p.read(&NIC).unwrap().as_deref(), Some("lo"));
+        assert_eq!(p.read(&COUNT).unwrap(), Some(3));
+        assert_eq!(p.read(&IP).unwrap(), None);
+        assert!(!p.has(&NIC));
+        assert!(SPEC.check_defaults().is_ok());
     }
 
     #[test]
     fn legacy_alias_carries_the_value() {
         let p = params(&[("floating_ip", "203.0.113.7")]);
-        assert_eq!(p.require("ip").unwrap(), "203.0.113.7");
-        assert_eq!(p.given_as("ip"), "floating_ip");
+        assert_eq!(p.need(&IP).unwrap().to_string(), "203.0.113.7");
+        assert_eq!(p.name_of(&IP), "floating_ip");
         assert!(p.warnings().is_empty());
     }
 
     #[test]
     fn own_name_wins_over_alias_with_a_warning() {
         let p = params(&[("ip", "203.0.113.7"), ("floating_ip", "203.0.113.8")]);
-        assert_eq!(p.get("ip"), Some("203.0.113.7"));
+        assert_eq!(p.need(&IP).unwrap().to_string(), "203.0.113.7");
         assert_eq!(p.warnings().len(), 1);
         assert!(p.warnings()[0].contains("'ip' and 'floating_ip' disagree"));
     }
 
     #[test]
     fn missing_required_is_6_naming_every_name() {
-        let e = params(&[]).require("ip").unwrap_err();
-        assert_eq!(e.code, crate::OcfCode::ErrConfigured);
+        let e = params(&[]).need(&IP).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
         assert_eq!(
             e.reason,
             "parameter 'ip' or 'floating_ip' is required but not set"
@@ -267,32 +304,84 @@ mod tests {
     #[test]
     fn cib_secret_placeholder_is_not_a_value() {
         let p = params(&[("do_token", "lrm://")]);
-        assert!(p.is_placeholder("token"));
-        assert!(!p.is_set("token"));
-        assert!(p.secret("token").is_none());
-        let e = p.require("token").unwrap_err();
-        assert_eq!(e.code, crate::OcfCode::ErrInstalled);
+        assert!(!p.has(&TOKEN));
+        let e = p.read(&TOKEN).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrInstalled);
         assert!(e.reason.contains("'do_token'"));
+        assert!(p.check_all().is_ok());
     }
 
     #[test]
-    fn typed_errors_name_the_parameter_and_hide_secrets() {
-        let e = params(&[("count", "many")]).integer("count").unwrap_err();
-        assert_eq!(e.code, crate::OcfCode::ErrConfigured);
-        assert_eq!(e.reason, "parameter 'count' must be an integer, got 'many'");
-        let e = params(&[("flag", "maybe")]).check_types().unwrap_err();
-        assert!(e.reason.starts_with("parameter 'flag' must be a boolean"));
+    fn one_error_shape_naming_the_parameter_as_written() {
+        let e = params(&[("count", "many")]).read(&COUNT).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert_eq!(e.reason, "parameter 'count': 'many' is not a whole number");
+        let e = params(&[("floating_ip", "10.1.2")]).need(&IP).unwrap_err();
+        assert_eq!(
+            e.reason,
+            "parameter 'floating_ip': '10.1.2' is not an IPv4 or IPv6 address"
+        );
+        let e = params(&[("flag", "maybe")]).check_all().unwrap_err();
+        assert!(e
+            .reason
+            .starts_with("parameter 'flag': 'maybe' is not a boolean"));
+        let e = params(&[("wait", "-1")]).check_all().unwrap_err();
+        assert!(
+            e.reason.starts_with("parameter 'wait': '-1' is not"),
+            "{}",
+            e.reason
+        );
         assert!(params(&[("flag", "yes"), ("count", " 7 ")])
-            .check_types()
+            .check_all()
             .is_ok());
+        let p = params(&[("count", "7")]);
+        let e = p.invalid(&COUNT, "is out of range (0-5)");
+        assert_eq!(e.reason, "parameter 'count': '7' is out of range (0-5)");
+        let e = p.fault(OcfCode::ErrInstalled, &NIC, "interface 'lo' is missing");
+        assert_eq!(
+            (e.code, e.reason.as_str()),
+            (
+                OcfCode::ErrInstalled,
+                "parameter 'nic': interface 'lo' is missing"
+            )
+        );
+    }
+
+    #[test]
+    fn shown_values_are_bounded_and_escaped_and_secrets_never_shown() {
+        let long = "x".repeat(100_000);
+        let e = params(&[("ip", &long)]).need(&IP).unwrap_err();
+        assert!(e.reason.len() < 200, "{}", e.reason.len());
+        let e = params(&[("ip", "a\u{1b}[2Jb")]).need(&IP).unwrap_err();
+        assert!(e.reason.contains("a\\u{1b}[2Jb"), "{}", e.reason);
+        let p = params(&[("token", "dop_v1_x")]);
+        let e = p.invalid(&TOKEN, "holds a control character");
+        assert_eq!(e.reason, "parameter 'token' holds a control character");
+        assert!(!e.reason.contains("dop_v1_x"));
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_are_6_without_the_value() {
+        let mut m = BTreeMap::new();
+        m.insert("token".to_string(), RawValue::NotUtf8);
+        m.insert("ip".to_string(), RawValue::NotUtf8);
+        let p = Params::resolve(&SPEC, &m);
+        let e = p.read(&TOKEN).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert_eq!(e.reason, "parameter 'token' is not valid UTF-8 text");
+        assert_eq!(p.text(&IP), None);
+        assert!(p.check_all().is_err());
+        // What is not asked for is no error: a stop with nothing to stop reads nothing.
+        assert_eq!(p.read(&NIC).unwrap().as_deref(), Some("lo"));
     }
 
     #[test]
     fn secret_value_is_wrapped() {
         let p = params(&[("token", "dop_v1_x")]);
-        let s = p.secret("token").unwrap();
+        let s = p.read(&TOKEN).unwrap().unwrap();
         assert_eq!(s.expose(), "dop_v1_x");
         assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert!(TOKEN.spec.secret);
     }
 
     #[test]
@@ -307,8 +396,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "declares no parameter 'typo'")]
-    fn undeclared_parameter_is_a_programming_error() {
-        params(&[]).get("typo");
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "does not list parameter 'unlisted'")]
+    fn an_unlisted_handle_is_caught_in_tests() {
+        let _ = params(&[]).read(&UNLISTED);
     }
 }

@@ -1,5 +1,11 @@
 //! An agent declared as data: its parameters and actions, each written once.
 //! The meta-data XML, `--help`, defaults, legacy aliases and type checks all derive from this.
+//! A parameter is declared as a typed handle, `static IP: Param<IpAddr> = Param::new("ip")…`,
+//! and read only through that handle (`ctx.params.need(&IP)`): a misspelt parameter is a
+//! compile error, and its value arrives parsed, with the one error shape of `params`.
+
+use crate::params::ParamValue;
+use std::marker::PhantomData;
 
 /// The type of a parameter's value, as OCF meta-data names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,8 +25,8 @@ impl ParamKind {
     }
 }
 
-/// One instance parameter. Build it with the `const fn` methods:
-/// `ParamSpec::string("ip").required().unique().short("…").long("…").alias("floating_ip")`.
+/// One instance parameter, as the meta-data, `--help` and the resolver see it (whatever its
+/// type). Agents declare `Param<T>` handles, whose `spec` this is.
 #[derive(Clone, Copy, Debug)]
 pub struct ParamSpec {
     pub name: &'static str,
@@ -36,6 +42,16 @@ pub struct ParamSpec {
     pub aliases: &'static [&'static str],
     /// Never printed, never a command-line flag (argv is public): environment or file only.
     pub secret: bool,
+    /// Whether a text parses as this parameter's type (the `ParamValue` of its handle).
+    pub check: fn(&str) -> Result<(), String>,
+}
+
+fn accept_any(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+fn check_as<T: ParamValue>(text: &str) -> Result<(), String> {
+    T::parse(text).map(|_| ())
 }
 
 impl ParamSpec {
@@ -50,48 +66,58 @@ impl ParamSpec {
             longdesc: "",
             aliases: &[],
             secret: false,
+            check: accept_any,
         }
-    }
-    pub const fn string(name: &'static str) -> ParamSpec {
-        Self::new(name, ParamKind::String)
-    }
-    pub const fn integer(name: &'static str) -> ParamSpec {
-        Self::new(name, ParamKind::Integer)
-    }
-    pub const fn boolean(name: &'static str) -> ParamSpec {
-        Self::new(name, ParamKind::Boolean)
-    }
-    pub const fn required(mut self) -> ParamSpec {
-        self.required = true;
-        self
-    }
-    pub const fn unique(mut self) -> ParamSpec {
-        self.unique = true;
-        self
-    }
-    pub const fn default(mut self, value: &'static str) -> ParamSpec {
-        self.default = Some(value);
-        self
-    }
-    pub const fn short(mut self, text: &'static str) -> ParamSpec {
-        self.shortdesc = text;
-        self
-    }
-    pub const fn long(mut self, text: &'static str) -> ParamSpec {
-        self.longdesc = text;
-        self
-    }
-    pub const fn aliases(mut self, names: &'static [&'static str]) -> ParamSpec {
-        self.aliases = names;
-        self
-    }
-    pub const fn secret(mut self) -> ParamSpec {
-        self.secret = true;
-        self
     }
     /// Whether `name` is this parameter or one of its aliases.
     pub fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.contains(&name)
+    }
+}
+
+/// A declared parameter with the type its value parses to: the only way an agent reads it.
+/// Build it like a `ParamSpec`: `Param::<IpAddr>::new("ip").required().short("…")`, then list
+/// `&IP.spec` in the agent's `AgentSpec::params`.
+#[derive(Debug)]
+pub struct Param<T> {
+    pub spec: ParamSpec,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: ParamValue> Param<T> {
+    pub const fn new(name: &'static str) -> Param<T> {
+        let mut spec = ParamSpec::new(name, T::KIND);
+        spec.check = check_as::<T>;
+        spec.secret = T::SECRET;
+        Param {
+            spec,
+            _type: PhantomData,
+        }
+    }
+    pub const fn required(mut self) -> Self {
+        self.spec.required = true;
+        self
+    }
+    pub const fn unique(mut self) -> Self {
+        self.spec.unique = true;
+        self
+    }
+    /// The default, as the meta-data shows it (a unit test of each agent parses every default).
+    pub const fn default(mut self, value: &'static str) -> Self {
+        self.spec.default = Some(value);
+        self
+    }
+    pub const fn short(mut self, text: &'static str) -> Self {
+        self.spec.shortdesc = text;
+        self
+    }
+    pub const fn long(mut self, text: &'static str) -> Self {
+        self.spec.longdesc = text;
+        self
+    }
+    pub const fn aliases(mut self, names: &'static [&'static str]) -> Self {
+        self.spec.aliases = names;
+        self
     }
 }
 
@@ -132,14 +158,27 @@ pub struct AgentSpec {
     pub version: &'static str,
     pub shortdesc: &'static str,
     pub longdesc: &'static str,
-    pub params: &'static [ParamSpec],
+    pub params: &'static [&'static ParamSpec],
     /// Advertised actions. An action not listed here returns 3 (OCF_ERR_UNIMPLEMENTED).
     pub actions: &'static [ActionSpec],
 }
 
 impl AgentSpec {
-    pub fn param(&self, name: &str) -> Option<&ParamSpec> {
-        self.params.iter().find(|p| p.answers_to(name))
+    pub fn param(&self, name: &str) -> Option<&'static ParamSpec> {
+        self.params.iter().copied().find(|p| p.answers_to(name))
+    }
+    /// Whether `p` is one of this agent's declared parameters (the very declaration).
+    pub fn declares(&self, p: &ParamSpec) -> bool {
+        self.params.iter().any(|q| std::ptr::eq(*q, p))
+    }
+    /// Every declared default parses as its parameter's type; for each agent's unit tests.
+    pub fn check_defaults(&self) -> Result<(), String> {
+        for p in self.params {
+            if let Some(d) = p.default {
+                (p.check)(d).map_err(|e| format!("{}: default '{d}' {e}", p.name))?;
+            }
+        }
+        Ok(())
     }
     pub fn action(&self, name: &str) -> Option<&ActionSpec> {
         self.actions.iter().find(|a| a.name == name)

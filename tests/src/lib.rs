@@ -156,6 +156,8 @@ pub struct AgentRun {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// Wall time of the run.
+    pub took: std::time::Duration,
 }
 
 impl AgentRun {
@@ -173,14 +175,50 @@ impl AgentRun {
             .filter(|l| l.starts_with("ocf-exit-reason:"))
             .count()
     }
+
+    /// Assert the OCF contract of one answer: the exit code, and exactly one
+    /// `ocf-exit-reason:` line for a failure, none for success, "not running" or "degraded".
+    /// Everything the agent said is shown when it does not hold.
+    #[track_caller]
+    pub fn expect(&self, code: i32, what: &str) -> &AgentRun {
+        use predicates::prelude::*;
+        let shown = || {
+            format!(
+                "{what}: expected {code}, got {} after {:?}\nstdout: {}\nstderr: {}",
+                self.code, self.took, self.stdout, self.stderr
+            )
+        };
+        assert!(predicate::eq(code).eval(&self.code), "{}", shown());
+        let reasons = if matches!(code, 0 | 7 | 190) { 0 } else { 1 };
+        assert_eq!(
+            self.exit_reason_count(),
+            reasons,
+            "{what}: {reasons} ocf-exit-reason line(s) expected\n{}",
+            shown()
+        );
+        self
+    }
+
+    /// Assert that the exit reason satisfies `pred` (e.g. `predicates::str::contains("...")`).
+    #[track_caller]
+    pub fn reason<P: predicates::Predicate<str>>(&self, pred: P) -> &AgentRun {
+        let reason = self.exit_reason().unwrap_or("");
+        assert!(
+            pred.eval(reason),
+            "exit reason {reason:?} does not satisfy {pred}\nstderr: {}",
+            self.stderr
+        );
+        self
+    }
 }
 
-impl From<Output> for AgentRun {
-    fn from(o: Output) -> AgentRun {
+impl AgentRun {
+    fn from_output(o: Output, took: std::time::Duration) -> AgentRun {
         AgentRun {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            took,
         }
     }
 }
@@ -193,11 +231,21 @@ pub fn run_agent(
     vars: &[(&str, &str)],
     netns: Option<&Netns>,
 ) -> AgentRun {
+    run_agent_args(bin, &[action], vars, netns)
+}
+
+/// As [`run_agent`], with any arguments (flags, as a person would give them).
+pub fn run_agent_args(
+    bin: &Path,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    netns: Option<&Netns>,
+) -> AgentRun {
     let mut c = match netns {
         Some(ns) => ns.command(bin),
         None => Command::new(bin),
     };
-    c.arg(action)
+    c.args(args)
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("OCF_ROOT", "/usr/lib/ocf")
@@ -207,9 +255,11 @@ pub fn run_agent(
     for (k, v) in vars {
         c.env(k, v);
     }
-    c.output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
-        .into()
+    let t = std::time::Instant::now();
+    let out = assert_cmd::Command::from_std(c)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    AgentRun::from_output(out, t.elapsed())
 }
 
 /// The checked-in meta-data of `agent`.
