@@ -14,121 +14,106 @@
 //!   start confirmed: one API read decides. After that window, "not here" is 7. A metadata
 //!   service that cannot be read or answers garbage is retried until the deadline, then 1.
 
-use crate::config::Config;
-use crate::provider::{ActionId, ActionState, Fault, IpHolding, Provider, ServerId};
-use crate::record::{self, Started};
+use crate::provider::{ActionId, ActionState, Fault, Provider, ServerId};
+use crate::record::Started;
+use crate::settings::Settings;
 use crate::token;
+use crate::{API_TOKEN, API_TOKEN_FILE, IP};
 use cloudha_common::state::InstanceState;
 use cloudha_common::{
-    Agent, AgentSpec, Backoff, Context, Deadline, OcfError, OcfResult, Secret, Status,
+    Agent, AgentSpec, Attempt, Backoff, Context, Deadline, OcfCode, OcfError, OcfResult, Retry,
+    RetryError, Secret, Status,
 };
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How long after a start the metadata service's "not here" is checked with the API.
 pub const METADATA_LAG_GRACE: Duration = Duration::from_secs(60);
+/// Retries of a failed API call (5xx, resets, timeouts; a rate limit waits as long as it asks).
+const API_RETRY: Retry = Retry::backoff(Duration::from_millis(200), Duration::from_secs(2));
+/// Retries of a failed metadata read: the service is local and free.
+const METADATA_RETRY: Retry = Retry::backoff(Duration::from_millis(50), Duration::from_millis(500));
+/// Looks at an address while another action is pending on it (its lock, or a 422).
+const PENDING_RETRY: Retry = Retry::backoff(Duration::from_millis(250), Duration::from_secs(2));
 /// While an assign action runs, the metadata service is asked this often (free, local, no
 /// rate limit): it says "done" first. The API confirms.
 const METADATA_POLL: Duration = Duration::from_millis(10);
+/// The loop that follows a running action: the wait between two looks is the hint each look
+/// gives (`METADATA_POLL`, or the time until the next API poll), never less than this.
+const ACTION_WATCH: Retry = Retry::every(Duration::from_millis(1));
 /// API polls of a running action: quick at first, then backing off.
 const API_POLL_FIRST: Duration = Duration::from_millis(300);
 const API_POLL_MAX: Duration = Duration::from_secs(2);
 
-/// Makes a provider for a configuration: the real clouds, or a script in tests.
+/// Makes a provider for the settings: the real clouds, or a script in tests.
 pub trait Connect {
-    fn connect(&self, config: &Config, token: Option<Secret>) -> Box<dyn Provider>;
+    fn connect(&self, settings: &Settings, token: Option<Secret>) -> Box<dyn Provider>;
 }
 
 /// The clouds named by the `provider` parameter.
 pub struct Cloud;
 
 impl Connect for Cloud {
-    fn connect(&self, config: &Config, token: Option<Secret>) -> Box<dyn Provider> {
-        config.provider.connect(&config.endpoints, token)
-    }
-}
-
-/// Mask the token given as a parameter before anything is logged, whatever the action.
-fn mask_token(ctx: &Context) {
-    if let Some(t) = ctx.params.secret("api_token") {
-        ctx.log.mask(&t);
+    fn connect(&self, settings: &Settings, token: Option<Secret>) -> Box<dyn Provider> {
+        settings.provider.connect(&settings.endpoints, token)
     }
 }
 
 /// This instance's state: named by the cluster's instance name, else by the address.
 fn instance_state(ctx: &Context) -> InstanceState {
-    let ip = ctx.params.get("ip").unwrap_or("unset");
+    let ip = ctx.params.text(&IP).unwrap_or("unset");
     ctx.state(&format!("ip-{ip}"))
-}
-
-fn read_record(ctx: &Context, state: &InstanceState) -> OcfResult<Option<Started>> {
-    state.read_parsed(record::SUFFIX, &ctx.log, Started::parse)
 }
 
 /// A cloud fault as an OCF error. Only a rejected token and an unknown address are 6.
 fn fail(ctx: &Context, fault: Fault) -> OcfError {
     match fault {
         Fault::TokenRejected(d) => {
-            let param = if ctx.params.is_set("api_token") {
-                ctx.params.given_as("api_token")
+            let detail = format!("the API rejected the token {d}");
+            if ctx.params.has(&API_TOKEN) {
+                ctx.params.fault(OcfCode::ErrConfigured, &API_TOKEN, detail)
             } else {
-                "api_token_file"
-            };
-            OcfError::configured(format!(
-                "parameter '{param}': the API rejected the token {d}"
-            ))
+                ctx.params
+                    .fault(OcfCode::ErrConfigured, &API_TOKEN_FILE, detail)
+            }
         }
-        Fault::IpUnknown(d) => {
-            OcfError::configured(format!("parameter '{}': {d}", ctx.params.given_as("ip")))
-        }
+        Fault::IpUnknown(d) => ctx.params.fault(OcfCode::ErrConfigured, &IP, d),
         Fault::Transient(d) | Fault::Busy(d) | Fault::Refused(d) => OcfError::generic(d),
         Fault::RateLimited { detail, .. } => OcfError::generic(detail),
     }
 }
 
-/// Call `op` until it answers or fails for good; transient faults are retried with `backoff`
-/// (a rate limit's own wait when longer) while the deadline allows. The last fault otherwise.
-fn retry<T>(
-    ctx: &Context,
-    what: &str,
-    mut backoff: Backoff,
-    mut op: impl FnMut(&Deadline) -> Result<T, Fault>,
-) -> Result<T, Fault> {
-    let mut tries = 0u32;
-    loop {
-        tries += 1;
-        match op(&ctx.deadline) {
-            Ok(v) => return Ok(v),
-            Err(f) if f.is_transient() => {
-                let mut wait = backoff.next_delay();
-                if let Fault::RateLimited { wait: Some(w), .. } = &f {
-                    wait = wait.max(*w);
-                }
-                if wait >= ctx.deadline.remaining() {
-                    let why =
-                        format!("{what}: gave up after {tries} tries before the timeout: {f}");
-                    return Err(match f {
-                        Fault::RateLimited { wait, .. } => Fault::RateLimited { wait, detail: why },
-                        _ => Fault::Transient(why),
-                    });
-                }
-                ctx.log.warn(format_args!(
-                    "{what}: {f}; retrying in {} ms",
-                    wait.as_millis()
-                ));
-                ctx.deadline.sleep(wait);
-            }
-            Err(f) => return Err(f),
-        }
+/// One call's answer as one try of a retry: transient faults again (a rate limit after its own
+/// wait when it names one), every other fault for good.
+fn attempt<T>(answer: Result<T, Fault>) -> Attempt<T, Fault> {
+    match answer {
+        Ok(v) => Attempt::Done(v),
+        Err(f @ Fault::RateLimited { wait: Some(w), .. }) => Attempt::AgainAfter(f, w),
+        Err(f) if f.is_transient() => Attempt::Again(f),
+        Err(f) => Attempt::Fail(f),
     }
 }
 
-fn api_backoff() -> Backoff {
-    Backoff::new(Duration::from_millis(200), Duration::from_secs(2))
-}
-
-fn metadata_backoff() -> Backoff {
-    Backoff::new(Duration::from_millis(50), Duration::from_millis(500))
+/// Call `op` until it answers or fails for good, retrying transient faults as `policy` says
+/// while the deadline allows (each retry logged). The last fault otherwise, saying so.
+fn retry<T>(
+    ctx: &Context,
+    policy: &Retry,
+    what: &str,
+    mut op: impl FnMut(&Deadline) -> Result<T, Fault>,
+) -> Result<T, Fault> {
+    ctx.deadline
+        .retry_logged(policy, &ctx.log, what, |d| attempt(op(d)))
+        .map_err(|e| match e {
+            RetryError::Failed(f) => f,
+            RetryError::GaveUp { last, tries } => {
+                let why = format!("{what}: gave up after {tries} tries before the timeout: {last}");
+                match last {
+                    Fault::RateLimited { wait, .. } => Fault::RateLimited { wait, detail: why },
+                    _ => Fault::Transient(why),
+                }
+            }
+        })
 }
 
 fn holder_words(h: &Option<ServerId>) -> String {
@@ -148,24 +133,24 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn start(&self, ctx: &Context) -> OcfResult<Status> {
-        mask_token(ctx);
-        let cfg = Config::from_params(ctx)?;
+        token::mask_parameter(ctx);
+        let s = Settings::from(ctx)?;
         let token = token::token(ctx)?;
         let state = instance_state(ctx);
-        let _lock = state.lock(&ctx.deadline)?;
-        let p = self.connect.connect(&cfg, Some(token));
-        let ip = cfg.ip;
+        let lock = state.lock(&ctx.deadline)?;
+        let p = self.connect.connect(&s, Some(token));
+        let ip = s.ip;
 
-        let me = retry(ctx, "reading this droplet's id", metadata_backoff(), |d| {
+        let me = retry(ctx, &METADATA_RETRY, "reading this droplet's id", |d| {
             p.server_id(d)
         })
         .map_err(|f| fail(ctx, f))?;
         let read = |what: &str| {
-            retry(ctx, what, api_backoff(), |d| p.holding(ip, d)).map_err(|f| fail(ctx, f))
+            retry(ctx, &API_RETRY, what, |d| p.holding(ip, d)).map_err(|f| fail(ctx, f))
         };
         let first = read("reading the IP")?;
         if first.holder.as_ref() == Some(&me) && !first.locked {
-            state.write(record::SUFFIX, &Started::now(ip, me.clone()).to_text())?;
+            state.save(&lock, &Started::now(ip, me.clone()))?;
             return Ok(Status::ok(format!(
                 "{ip} already points at this droplet ({me}): no action needed"
             )));
@@ -175,48 +160,55 @@ impl<C: Connect> Agent for Floatip<C> {
             holder_words(&first.holder)
         ));
 
-        let mut seen: IpHolding = first.clone();
-        let mut wait = Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
+        // Each try looks at the address (the first one has just been read) and assigns it when
+        // no other action is pending on it; a pending one is waited out, then looked at again.
+        let mut seen = Some(first.clone());
         let mut last_busy: Option<String> = None;
-        loop {
-            if seen.locked {
-                // Another action is pending on the address: let it end, then look again.
-                if !ctx.deadline.sleep(wait.next_delay()) {
-                    let last = last_busy
-                        .map(|b| format!(" (last refusal: {b})"))
-                        .unwrap_or_default();
-                    return Err(OcfError::generic(format!(
-                        "{ip} stayed busy with another action until the timeout{last}"
-                    )));
-                }
-                seen = read("reading the IP")?;
-                continue;
+        let assigned = ctx.deadline.retry(&PENDING_RETRY, |_| {
+            let now = match seen.take() {
+                Some(h) => h,
+                None => match read("reading the IP") {
+                    Ok(h) => h,
+                    Err(e) => return Attempt::Fail(e),
+                },
+            };
+            let busy = |last: &Option<String>| {
+                let last = last
+                    .as_ref()
+                    .map(|b| format!(" (last refusal: {b})"))
+                    .unwrap_or_default();
+                OcfError::generic(format!(
+                    "{ip} stayed busy with another action until the timeout{last}"
+                ))
+            };
+            if now.locked {
+                return Attempt::Again(busy(&last_busy));
             }
-            if seen.holder.as_ref() == Some(&me) {
-                break;
+            if now.holder.as_ref() == Some(&me) {
+                return Attempt::Done(None);
             }
-            if seen.holder.is_some() && seen.holder != first.holder {
+            if now.holder.is_some() && now.holder != first.holder {
                 // Someone else moved it while this start waited: two starts at once (never
                 // Pacemaker's doing). Moving it back would make both answers wrong.
-                return Err(OcfError::generic(format!(
+                return Attempt::Fail(OcfError::generic(format!(
                     "{ip} was moved to {} while this start waited: not taking it back",
-                    holder_words(&seen.holder)
+                    holder_words(&now.holder)
                 )));
             }
-            match retry(ctx, "assigning the IP", api_backoff(), |d| {
+            match retry(ctx, &API_RETRY, "assigning the IP", |d| {
                 p.assign(ip, &me, d)
             }) {
-                Ok((action, state)) => {
-                    self.wait_for(ctx, p.as_ref(), ip, &action, state)?;
-                    break;
-                }
+                Ok(action) => Attempt::Done(Some(action)),
                 Err(Fault::Busy(d)) => {
                     ctx.log.info(format_args!("{d}; waiting for it to end"));
                     last_busy = Some(d);
-                    seen.locked = true;
+                    Attempt::Again(busy(&last_busy))
                 }
-                Err(f) => return Err(fail(ctx, f)),
+                Err(f) => Attempt::Fail(fail(ctx, f)),
             }
+        });
+        if let Some((action, action_state)) = assigned.map_err(RetryError::into_inner)? {
+            self.wait_for(ctx, p.as_ref(), ip, &action, action_state)?;
         }
 
         let now = read("confirming the holder")?;
@@ -226,7 +218,7 @@ impl<C: Connect> Agent for Floatip<C> {
                 holder_words(&now.holder)
             )));
         }
-        state.write(record::SUFFIX, &Started::now(ip, me.clone()).to_text())?;
+        state.save(&lock, &Started::now(ip, me.clone()))?;
         Ok(Status::ok(format!(
             "{ip} now points at this droplet ({me}), after {} ms",
             ctx.deadline.elapsed().as_millis()
@@ -234,40 +226,35 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn stop(&self, ctx: &Context) -> OcfResult<Status> {
-        mask_token(ctx);
+        token::mask_parameter(ctx);
         let state = instance_state(ctx);
         // Nothing started here: nothing to stop, whatever the parameters say (or lack).
-        if state.read(record::SUFFIX)?.is_none() {
+        let Some((lock, _)) = state.hold::<Started>(&ctx.deadline, &ctx.log)? else {
             return Ok(Status::ok("not started here: nothing to stop"));
-        }
-        let _lock = state.lock(&ctx.deadline)?;
-        state.remove(record::SUFFIX)?;
+        };
+        state.clear::<Started>(&lock)?;
         Ok(Status::ok(
             "stopped: the address is no longer claimed here (it moves with the next start elsewhere)",
         ))
     }
 
     fn monitor(&self, ctx: &Context) -> OcfResult<Status> {
-        mask_token(ctx);
-        let state = instance_state(ctx);
-        let Some(started) = read_record(ctx, &state)? else {
+        token::mask_parameter(ctx);
+        let Some(started) = instance_state(ctx).load::<Started>(&ctx.log)? else {
             return Ok(Status::not_running("not started here"));
         };
-        let cfg = Config::from_params(ctx)?;
-        let ip = cfg.ip;
+        let s = Settings::from(ctx)?;
+        let ip = s.ip;
         if started.ip != ip {
             return Ok(Status::not_running(format!(
                 "started here for {}, not {ip}",
                 started.ip
             )));
         }
-        let p = self.connect.connect(&cfg, None);
-        let holds = retry(
-            ctx,
-            "reading the metadata service",
-            metadata_backoff(),
-            |d| p.holds_locally(ip, d),
-        )
+        let p = self.connect.connect(&s, None);
+        let holds = retry(ctx, &METADATA_RETRY, "reading the metadata service", |d| {
+            p.holds_locally(ip, d)
+        })
         .map_err(|f| OcfError::generic(format!("cannot tell whether {ip} points here: {f}")))?;
         if holds {
             return Ok(Status::ok(format!("{ip} points at this droplet")));
@@ -279,8 +266,8 @@ impl<C: Connect> Agent for Floatip<C> {
         }
         // Just started: the metadata service may lag the assignment the API confirmed.
         let token = token::token(ctx)?;
-        let p = self.connect.connect(&cfg, Some(token));
-        let h = retry(ctx, "reading the IP", api_backoff(), |d| p.holding(ip, d))
+        let p = self.connect.connect(&s, Some(token));
+        let h = retry(ctx, &API_RETRY, "reading the IP", |d| p.holding(ip, d))
             .map_err(|f| fail(ctx, f))?;
         if h.holder.as_ref() == Some(&started.server) {
             ctx.log.info(format_args!(
@@ -298,20 +285,18 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn validate(&self, ctx: &Context) -> OcfResult<Status> {
-        mask_token(ctx);
-        let cfg = Config::from_params(ctx)?;
+        token::mask_parameter(ctx);
+        let s = Settings::from(ctx)?;
         let token = token::token(ctx)?;
         if ctx.check_level() < 10 {
             return Ok(Status::ok("parameters are valid"));
         }
-        let p = self.connect.connect(&cfg, Some(token));
-        let h = retry(ctx, "reading the IP", api_backoff(), |d| {
-            p.holding(cfg.ip, d)
-        })
-        .map_err(|f| fail(ctx, f))?;
+        let p = self.connect.connect(&s, Some(token));
+        let h = retry(ctx, &API_RETRY, "reading the IP", |d| p.holding(s.ip, d))
+            .map_err(|f| fail(ctx, f))?;
         Ok(Status::ok(format!(
             "the token works and {} is in the account, pointing at {}",
-            cfg.ip,
+            s.ip,
             holder_words(&h.holder)
         )))
     }
@@ -334,70 +319,74 @@ impl<C: Connect> Floatip<C> {
         let mut next_api = Instant::now() + api_poll.next_delay();
         let mut watch_metadata = true;
         let mut last_fault: Option<Fault> = None;
-        loop {
-            match state {
-                ActionState::Completed => {
-                    ctx.log.info(format_args!(
-                        "action {action} completed after {} ms",
-                        started.elapsed().as_millis()
-                    ));
-                    return Ok(());
-                }
-                ActionState::Errored => {
-                    return Err(OcfError::generic(format!(
-                        "the API reports that action {action} (assign {ip}) errored"
-                    )))
-                }
-                ActionState::InProgress => {}
+        let settled = |state: ActionState| match state {
+            ActionState::Completed => {
+                ctx.log.info(format_args!(
+                    "action {action} completed after {} ms",
+                    started.elapsed().as_millis()
+                ));
+                Some(Attempt::Done(()))
             }
-            if ctx.deadline.expired() {
+            ActionState::Errored => Some(Attempt::Fail(OcfError::generic(format!(
+                "the API reports that action {action} (assign {ip}) errored"
+            )))),
+            ActionState::InProgress => None,
+        };
+        ctx.deadline
+            .retry(&ACTION_WATCH, |d| {
+                if let Some(end) = settled(state) {
+                    return end;
+                }
+                let due = Instant::now() >= next_api;
+                let arrived = !due
+                    && watch_metadata
+                    && p.holds_locally(ip, &d.sooner(Duration::from_millis(250)))
+                        .unwrap_or(false);
+                if due || arrived {
+                    let mut not_before = None;
+                    match p.action_state(ip, action, d) {
+                        Ok(s) => state = s,
+                        Err(f) if f.is_transient() => {
+                            ctx.log.debug(format_args!("polling action {action}: {f}"));
+                            if let Fault::RateLimited { wait: Some(w), .. } = &f {
+                                not_before = Some(Instant::now() + *w);
+                            }
+                            last_fault = Some(f);
+                        }
+                        Err(f) => return Attempt::Fail(fail(ctx, f)),
+                    }
+                    if let Some(end) = settled(state) {
+                        return end;
+                    }
+                    if due {
+                        next_api = Instant::now() + api_poll.next_delay();
+                        watch_metadata = true;
+                    } else {
+                        // The metadata service ran ahead of the API: wait for the next API poll.
+                        watch_metadata = false;
+                    }
+                    if let Some(t) = not_before {
+                        next_api = next_api.max(t);
+                    }
+                }
+                let until_api = next_api.saturating_duration_since(Instant::now());
+                let pause = if watch_metadata {
+                    until_api.min(METADATA_POLL)
+                } else {
+                    until_api
+                };
                 let last = last_fault
+                    .as_ref()
                     .map(|f| format!(" (last error: {f})"))
                     .unwrap_or_default();
-                return Err(OcfError::generic(format!(
-                    "action {action} (assign {ip}) did not complete before the timeout{last}"
-                )));
-            }
-            let due = Instant::now() >= next_api;
-            let arrived = !due
-                && watch_metadata
-                && p.holds_locally(ip, &ctx.deadline.sooner(Duration::from_millis(250)))
-                    .unwrap_or(false);
-            if due || arrived {
-                let mut not_before = None;
-                match p.action_state(ip, action, &ctx.deadline) {
-                    Ok(s) => state = s,
-                    Err(f) if f.is_transient() => {
-                        ctx.log.debug(format_args!("polling action {action}: {f}"));
-                        if let Fault::RateLimited { wait: Some(w), .. } = &f {
-                            not_before = Some(Instant::now() + *w);
-                        }
-                        last_fault = Some(f);
-                    }
-                    Err(f) => return Err(fail(ctx, f)),
-                }
-                if state != ActionState::InProgress {
-                    continue;
-                }
-                if due {
-                    next_api = Instant::now() + api_poll.next_delay();
-                    watch_metadata = true;
-                } else {
-                    // The metadata service ran ahead of the API: wait for the next API poll.
-                    watch_metadata = false;
-                }
-                if let Some(t) = not_before {
-                    next_api = next_api.max(t);
-                }
-            }
-            let until_api = next_api.saturating_duration_since(Instant::now());
-            let pause = if watch_metadata {
-                until_api.min(METADATA_POLL)
-            } else {
-                until_api
-            };
-            ctx.deadline.sleep(pause.max(Duration::from_millis(1)));
-        }
+                Attempt::AgainAfter(
+                    OcfError::generic(format!(
+                        "action {action} (assign {ip}) did not complete before the timeout{last}"
+                    )),
+                    pause,
+                )
+            })
+            .map_err(RetryError::into_inner)
     }
 }
 
@@ -462,7 +451,7 @@ mod tests {
     }
 
     impl Connect for Scripted {
-        fn connect(&self, _: &Config, _: Option<Secret>) -> Box<dyn Provider> {
+        fn connect(&self, _: &Settings, _: Option<Secret>) -> Box<dyn Provider> {
             Box::new(self.clone())
         }
     }

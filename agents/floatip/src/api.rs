@@ -3,7 +3,7 @@
 //! prints the token; providers turn its answers into `Fault`s.
 
 use crate::provider::Fault;
-use cloudha_common::{Deadline, Secret};
+use cloudha_common::{Deadline, HttpUrl, Secret};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The longest one request may take; the agent retries within the deadline after that.
@@ -55,7 +55,7 @@ fn header_secs(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<u6
 impl ApiClient {
     /// `base` like `https://api.digitalocean.com`. `loopback`: a plain-HTTP test API on this
     /// machine (no proxy from the environment may get in between).
-    pub fn new(base: &str, token: Secret, loopback: bool) -> ApiClient {
+    pub fn new(base: &HttpUrl, token: Secret, loopback: bool) -> ApiClient {
         use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
         // TLS is set up lazily by ureq on the first https connection: building this costs nothing.
         let tls = TlsConfig::builder()
@@ -73,7 +73,7 @@ impl ApiClient {
             config = config.proxy(None);
         }
         ApiClient {
-            base: base.trim_end_matches('/').to_string(),
+            base: base.base().to_string(),
             token,
             agent: cloudha_common::http::agent(config.build()),
         }

@@ -1,15 +1,50 @@
 //! `floatip`: the OCF resource agent that points a cloud's floating (reserved) IP at this
-//! server. The declaration is here; the rules are in `actions`, the clouds behind `provider`.
+//! server. The declaration is here; the parameters are checked in `settings`, the rules are in
+//! `actions`, the clouds behind `provider`.
 
 mod actions;
 mod api;
-mod config;
 mod provider;
 mod record;
+mod settings;
 mod token;
 
 use actions::{Cloud, Floatip};
-use cloudha_common::{ActionSpec, AgentSpec, ParamSpec};
+use cloudha_common::http::DEFAULT_METADATA_URL;
+use cloudha_common::{ActionSpec, AgentSpec, HttpUrl, Param, Secret};
+use provider::ProviderKind;
+use std::net::IpAddr;
+
+pub static IP: Param<IpAddr> = Param::new("ip")
+    .required()
+    .unique()
+    .aliases(&["floating_ip"])
+    .short("The floating/reserved IPv4 address")
+    .long("The floating (reserved) IPv4 address to point at this node, e.g. 203.0.113.7. It must belong to the account of the API token.");
+
+pub static API_TOKEN: Param<Secret> = Param::new("api_token")
+    .aliases(&["do_token"])
+    .short("API token (secret)")
+    .long("The cloud API token, with write access to reserved IPs. Prefer api_token_file, or store it with cibsecret so that it is not kept in the CIB. Never logged. One of api_token and api_token_file is required; api_token wins when both are set.");
+
+pub static API_TOKEN_FILE: Param<String> = Param::new("api_token_file")
+    .short("File holding the API token")
+    .long("A file that holds the API token on its first non-empty line, owned by root and writable by no one else (it is refused otherwise; a warning is logged when others can read it). Must exist on every node.");
+
+pub static API_URL: Param<HttpUrl> = Param::new("api_url")
+    .default("https://api.digitalocean.com")
+    .short("API base URL")
+    .long("The cloud API's base URL. TLS is verified with the system's root certificates. Plain http:// is accepted only for loopback hosts (test APIs).");
+
+pub static METADATA_URL: Param<HttpUrl> = Param::new("metadata_url")
+    .default(DEFAULT_METADATA_URL)
+    .short("Metadata service base URL")
+    .long("The server's metadata service (the droplet's own view: its id and the reserved IP it holds). Monitor reads only this.");
+
+pub static PROVIDER: Param<ProviderKind> = Param::new("provider")
+    .default("digitalocean")
+    .short("Cloud provider")
+    .long("The cloud whose API and metadata service to use. Supported: digitalocean.");
 
 pub static SPEC: AgentSpec = AgentSpec {
     name: "floatip",
@@ -35,42 +70,23 @@ which proves the token works and the address is in the account. \
 The tutorial agent's parameter names do_token and floating_ip work unchanged; this agent is installed as \
 ocf:digitalocean:floatip too.",
     params: &[
-        ParamSpec::string("ip")
-            .required()
-            .unique()
-            .aliases(&["floating_ip"])
-            .short("The floating/reserved IPv4 address")
-            .long("The floating (reserved) IPv4 address to point at this node, e.g. 203.0.113.7. It must belong to the account of the API token."),
-        ParamSpec::string("api_token")
-            .secret()
-            .aliases(&["do_token"])
-            .short("API token (secret)")
-            .long("The cloud API token, with write access to reserved IPs. Prefer api_token_file, or store it with cibsecret so that it is not kept in the CIB. Never logged. One of api_token and api_token_file is required; api_token wins when both are set."),
-        ParamSpec::string("api_token_file")
-            .short("File holding the API token")
-            .long("A file that holds the API token on its first non-empty line, owned by root and writable by no one else (it is refused otherwise; a warning is logged when others can read it). Must exist on every node."),
-        ParamSpec::string("api_url")
-            .default("https://api.digitalocean.com")
-            .short("API base URL")
-            .long("The cloud API's base URL. TLS is verified with the system's root certificates. Plain http:// is accepted only for loopback hosts (test APIs)."),
-        ParamSpec::string("metadata_url")
-            .default("http://169.254.169.254/metadata/v1")
-            .short("Metadata service base URL")
-            .long("The server's metadata service (the droplet's own view: its id and the reserved IP it holds). Monitor reads only this."),
-        ParamSpec::string("provider")
-            .default("digitalocean")
-            .short("Cloud provider")
-            .long("The cloud whose API and metadata service to use. Supported: digitalocean."),
+        &IP.spec,
+        &API_TOKEN.spec,
+        &API_TOKEN_FILE.spec,
+        &API_URL.spec,
+        &METADATA_URL.spec,
+        &PROVIDER.spec,
     ],
     actions: &[
         ActionSpec::new("start", 60),
         ActionSpec::new("stop", 20),
         ActionSpec::new("monitor", 20).interval(10).depth(0),
+        ActionSpec::new("notify", 5),
         ActionSpec::new("validate-all", 30),
         ActionSpec::new("meta-data", 5),
     ],
 };
 
 fn main() {
-    cloudha_common::agent::main(&Floatip { connect: Cloud })
+    cloudha_common::runner::main(&Floatip { connect: Cloud })
 }

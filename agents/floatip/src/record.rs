@@ -3,11 +3,9 @@
 //! exists (stop does not unassign), and the record is void after a reboot (boot id, in common).
 
 use crate::provider::ServerId;
+use cloudha_common::Record;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The state file's suffix: `<HA_RSCTMP>/cloudha/floatip-<instance>.started`.
-pub const SUFFIX: &str = "started";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Started {
@@ -36,8 +34,13 @@ impl Started {
     pub fn age(&self) -> Duration {
         Duration::from_secs(now_secs().saturating_sub(self.since))
     }
+}
 
-    pub fn to_text(&self) -> String {
+/// `<HA_RSCTMP>/cloudha/floatip-<instance>.started`.
+impl Record for Started {
+    const SUFFIX: &'static str = "started";
+
+    fn to_text(&self) -> String {
         format!(
             "ip={}\nserver={}\nsince={}\n",
             self.ip, self.server, self.since
@@ -45,7 +48,7 @@ impl Started {
     }
 
     /// None for anything that is not a whole record.
-    pub fn parse(text: &str) -> Option<Started> {
+    fn parse(text: &str) -> Option<Started> {
         let (mut ip, mut server, mut since) = (None, None, None);
         for line in text.lines() {
             match line.split_once('=') {

@@ -1,69 +1,76 @@
 //! The API token: from `api_token` (legacy `do_token`, maybe through cibsecret) or from
 //! `api_token_file`, a root-only file. Whatever its source, the logger masks it at once.
 
-use cloudha_common::{Context, OcfError, OcfResult, Secret};
+use crate::{API_TOKEN, API_TOKEN_FILE};
+use cloudha_common::{Context, OcfCode, OcfError, OcfResult, Secret};
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Refuse a file that anyone but its owner (root or us) can write; warn when others can read.
 /// Permissions are a property of this node: 4 (OCF_ERR_PERM), never 6. A missing file is 5.
-pub fn read_token_file(path: &Path, param: &str, ctx: &Context) -> OcfResult<Secret> {
+pub fn read_token_file(path: &Path, ctx: &Context) -> OcfResult<Secret> {
     let shown = path.display();
+    let fault = |code, detail: String| ctx.params.fault(code, &API_TOKEN_FILE, detail);
+    let unreadable = |e: std::io::Error| match e.kind() {
+        ErrorKind::PermissionDenied => fault(OcfCode::ErrPerm, format!("cannot read {shown}: {e}")),
+        _ => fault(OcfCode::ErrInstalled, format!("cannot read {shown}: {e}")),
+    };
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => OcfError::installed(format!(
-            "parameter '{param}': {shown} does not exist on this node"
-        )),
-        ErrorKind::PermissionDenied => {
-            OcfError::perm(format!("parameter '{param}': cannot read {shown}: {e}"))
-        }
-        _ => OcfError::installed(format!("parameter '{param}': cannot read {shown}: {e}")),
+        ErrorKind::NotFound => fault(
+            OcfCode::ErrInstalled,
+            format!("{shown} does not exist on this node"),
+        ),
+        _ => unreadable(e),
     })?;
     if !meta.is_file() {
-        return Err(OcfError::installed(format!(
-            "parameter '{param}': {shown} is not a regular file"
-        )));
+        return Err(fault(
+            OcfCode::ErrInstalled,
+            format!("{shown} is not a regular file"),
+        ));
     }
-    let euid = effective_uid();
+    let euid = nix::unistd::geteuid().as_raw();
     let mode = meta.mode() & 0o7777;
     if meta.uid() != 0 && meta.uid() != euid {
-        return Err(OcfError::perm(format!(
-            "parameter '{param}': {shown} belongs to uid {}, not root: its owner could replace the token (chown root {shown})",
+        return Err(fault(OcfCode::ErrPerm, format!(
+            "{shown} belongs to uid {}, not root: its owner could replace the token (chown root {shown})",
             meta.uid()
         )));
     }
     if mode & 0o002 != 0 || (mode & 0o020 != 0 && meta.gid() != 0) {
-        return Err(OcfError::perm(format!(
-            "parameter '{param}': {shown} is writable by others (mode {mode:04o}): refusing it (chmod 600 {shown})"
-        )));
+        return Err(fault(
+            OcfCode::ErrPerm,
+            format!(
+                "{shown} is writable by others (mode {mode:04o}): refusing it (chmod 600 {shown})"
+            ),
+        ));
     }
     if mode & 0o004 != 0 || (mode & 0o040 != 0 && meta.gid() != 0) {
         ctx.log.warn(format_args!(
-            "parameter '{param}': {shown} is readable by others (mode {mode:04o}): chmod 600 {shown}"
+            "parameter '{}': {shown} is readable by others (mode {mode:04o}): chmod 600 {shown}",
+            ctx.params.name_of(&API_TOKEN_FILE)
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        ErrorKind::PermissionDenied => {
-            OcfError::perm(format!("parameter '{param}': cannot read {shown}: {e}"))
-        }
-        _ => OcfError::installed(format!("parameter '{param}': cannot read {shown}: {e}")),
-    })?;
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
     let token = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("");
     if token.is_empty() {
-        return Err(OcfError::installed(format!(
-            "parameter '{param}': {shown} is empty on this node"
-        )));
+        return Err(fault(
+            OcfCode::ErrInstalled,
+            format!("{shown} is empty on this node"),
+        ));
     }
     Ok(Secret::new(token))
 }
 
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+/// Mask the token given as a parameter before anything is logged, whatever the action.
+pub fn mask_parameter(ctx: &Context) {
+    if let Ok(Some(t)) = ctx.params.read(&API_TOKEN) {
+        ctx.log.mask(&t);
+    }
 }
 
 /// The token for API calls, masked in every log line from now on.
@@ -71,19 +78,18 @@ fn effective_uid() -> u32 {
 /// cibsecret placeholder without a file to fall back on (missing on this node only).
 pub fn token(ctx: &Context) -> OcfResult<Secret> {
     let p = &ctx.params;
-    if let Some(t) = p.secret("api_token") {
+    if p.has(&API_TOKEN) {
+        let t = p.need(&API_TOKEN)?;
         ctx.log.mask(&t);
         return Ok(t);
     }
-    if let Some(file) = p.get("api_token_file") {
-        let t = read_token_file(Path::new(file), "api_token_file", ctx)?;
+    if let Some(file) = p.read(&API_TOKEN_FILE)? {
+        let t = read_token_file(Path::new(&file), ctx)?;
         ctx.log.mask(&t);
         return Ok(t);
     }
-    if p.is_placeholder("api_token") {
-        // Gives 5 naming the parameter and `cibsecret sync`.
-        p.require("api_token")?;
-    }
+    // Given, yet not usable: the cibsecret placeholder (5, naming `cibsecret sync`).
+    p.read(&API_TOKEN)?;
     Err(OcfError::configured(
         "no API token: set parameter 'api_token' (legacy 'do_token') or 'api_token_file'",
     ))

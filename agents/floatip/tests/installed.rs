@@ -1,6 +1,7 @@
 //! floatip as installed: its meta-data (checked in, valid for ocf-tester and Pacemaker),
 //! ocf-tester against the fake cloud, and the tutorial's `ocf:digitalocean:floatip` with its
 //! parameter names `do_token` and `floating_ip`.
+#![allow(clippy::unwrap_used)] // a test's failure report is its panic
 
 mod common;
 
@@ -96,8 +97,8 @@ fn the_tutorial_agent_path_and_names_work_unchanged() {
     run("monitor", &[]).expect(7, "probe after stop");
     let meta = run("meta-data", &[]);
     meta.expect(0, "meta-data");
-    assert!(meta.run.stdout.contains("<parameter name=\"do_token\""));
-    assert!(meta.run.stdout.contains("<parameter name=\"floating_ip\""));
+    assert!(meta.stdout.contains("<parameter name=\"do_token\""));
+    assert!(meta.stdout.contains("<parameter name=\"floating_ip\""));
 
     // ocf-tester with the tutorial's parameters, as its users configured them.
     let name = format!("floatip-legacy-{}", std::process::id());

@@ -1,6 +1,7 @@
 //! floatip run by Pacemaker's own tools (no cluster): `crm_resource --validate` and the
 //! executor behind `crm_resource --force-start/--force-check/--force-stop` with a CIB file, so
 //! the environment is the one a cluster node gives. The agent must sit where Pacemaker looks.
+#![allow(clippy::unwrap_used)] // a test's failure report is its panic
 
 mod common;
 

@@ -21,12 +21,12 @@ pub fn check_address(ip: IpAddr) -> Result<(), String> {
         {
             Ok(())
         }
-        IpAddr::V4(_) => Err(format!(
-            "'{ip}' is not a public address: DigitalOcean reserved IPs are public IPv4 addresses"
-        )),
-        IpAddr::V6(_) => Err(format!(
-            "'{ip}' is an IPv6 address: DigitalOcean reserved IPs are IPv4 addresses"
-        )),
+        IpAddr::V4(_) => Err(
+            "is not a public address: DigitalOcean reserved IPs are public IPv4 addresses".into(),
+        ),
+        IpAddr::V6(_) => {
+            Err("is an IPv6 address: DigitalOcean reserved IPs are IPv4 addresses".into())
+        }
     }
 }
 
@@ -38,8 +38,8 @@ pub struct DigitalOcean {
 impl DigitalOcean {
     pub fn new(endpoints: &Endpoints, token: Option<Secret>) -> DigitalOcean {
         DigitalOcean {
-            api: token.map(|t| ApiClient::new(&endpoints.api_url, t, endpoints.api_is_loopback)),
-            metadata: MetadataService::new(&endpoints.metadata_url),
+            api: token.map(|t| ApiClient::new(&endpoints.api, t, endpoints.api_is_loopback())),
+            metadata: MetadataService::new(endpoints.metadata.as_str()),
         }
     }
 

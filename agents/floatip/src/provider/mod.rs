@@ -4,7 +4,8 @@
 
 pub mod digitalocean;
 
-use cloudha_common::{Deadline, Secret};
+use cloudha_common::values::choice;
+use cloudha_common::{Deadline, HttpUrl, ParamKind, ParamValue, Secret};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -89,10 +90,15 @@ impl fmt::Display for Fault {
 /// Where a provider finds its API and metadata service.
 #[derive(Clone, Debug)]
 pub struct Endpoints {
-    pub api_url: String,
-    /// Plain-HTTP loopback API (tests): no proxy, no TLS.
-    pub api_is_loopback: bool,
-    pub metadata_url: String,
+    pub api: HttpUrl,
+    pub metadata: HttpUrl,
+}
+
+impl Endpoints {
+    /// A plain-HTTP API, which settings accept only on loopback (tests): no proxy, no TLS.
+    pub fn api_is_loopback(&self) -> bool {
+        !self.api.is_https()
+    }
 }
 
 /// One cloud. Each call makes at most one request (or a fixed few, documented per call) and
@@ -127,17 +133,20 @@ pub enum ProviderKind {
     DigitalOcean,
 }
 
-impl ProviderKind {
-    pub const NAMES: &'static [&'static str] = &["digitalocean"];
-
-    pub fn parse(name: &str) -> Option<ProviderKind> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "digitalocean" | "do" => Some(ProviderKind::DigitalOcean),
-            _ => None,
+impl ParamValue for ProviderKind {
+    const KIND: ParamKind = ParamKind::String;
+    fn parse(text: &str) -> Result<Self, String> {
+        // `do`: a shorthand accepted since the first release, not advertised.
+        if text.trim().eq_ignore_ascii_case("do") {
+            return Ok(ProviderKind::DigitalOcean);
         }
+        choice(text, &[("digitalocean", ProviderKind::DigitalOcean)])
     }
+}
 
-    /// Whether this cloud can float `ip` (address family, ranges): the words say what is wrong.
+impl ProviderKind {
+    /// Whether this cloud can float `ip` (address family, ranges): the words complete
+    /// "parameter 'ip': '<value>' …".
     pub fn check_address(self, ip: IpAddr) -> Result<(), String> {
         match self {
             ProviderKind::DigitalOcean => digitalocean::check_address(ip),

@@ -5,7 +5,6 @@
 use cloudha_tests::fakecloud::FakeCloud;
 use cloudha_tests::{agent_bin, run_agent, AgentRun};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "dop_v1_cloudhatest_5f1e2d3c4b5a69788796a5b4c3d2e1f0";
 pub const IP: &str = "203.0.113.10";
@@ -58,12 +57,12 @@ impl Cloud {
     }
 
     /// Run `action` on node `n`; `extra` adds or replaces variables (an empty value removes one).
-    pub fn run(&self, n: usize, action: &str, extra: &[(&str, &str)]) -> Timed {
+    pub fn run(&self, n: usize, action: &str, extra: &[(&str, &str)]) -> AgentRun {
         run_with(&agent_bin("floatip"), self.env(n), action, extra)
     }
 
     /// A recurring monitor (interval 10 s) on node `n`.
-    pub fn monitor(&self, n: usize) -> Timed {
+    pub fn monitor(&self, n: usize) -> AgentRun {
         self.run(n, "monitor", &[("OCF_RESKEY_CRM_meta_interval", "10000")])
     }
 
@@ -75,34 +74,14 @@ impl Cloud {
     }
 }
 
-/// An agent run and how long it took.
-#[derive(Debug)]
-pub struct Timed {
-    pub run: AgentRun,
-    pub took: Duration,
-}
-
-impl Timed {
-    pub fn code(&self) -> i32 {
-        self.run.code
-    }
-    /// Assert the exit code, showing the agent's words when it differs.
-    pub fn expect(&self, code: i32, what: &str) -> &Timed {
-        assert_eq!(
-            self.run.code, code,
-            "{what}: expected {code}, got {} after {:?}\nstdout: {}\nstderr: {}",
-            self.run.code, self.took, self.run.stdout, self.run.stderr
-        );
-        self
-    }
-}
-
+/// Run `bin action` with `env`, where `extra` adds or replaces variables (an empty value
+/// removes one).
 pub fn run_with(
     bin: &std::path::Path,
     mut env: Vec<(String, String)>,
     action: &str,
     extra: &[(&str, &str)],
-) -> Timed {
+) -> AgentRun {
     for (k, v) in extra {
         env.retain(|(ek, _)| ek != k);
         if !v.is_empty() {
@@ -110,10 +89,5 @@ pub fn run_with(
         }
     }
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let t = Instant::now();
-    let run = run_agent(bin, action, &vars, None);
-    Timed {
-        run,
-        took: t.elapsed(),
-    }
+    run_agent(bin, action, &vars, None)
 }

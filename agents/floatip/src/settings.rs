@@ -1,70 +1,40 @@
 //! The instance parameters, checked and typed (OCF_CHECK_LEVEL 0): the address, the endpoints
 //! and the provider. Anything wrong here is wrong on every node: 6, naming the parameter.
+//! The token is read apart (`token`): a stop and most monitors never need it.
 
 use crate::provider::{Endpoints, ProviderKind};
-use cloudha_common::url::HttpUrl;
-use cloudha_common::{Context, OcfError, OcfResult};
+use crate::{API_URL, IP, METADATA_URL, PROVIDER};
+use cloudha_common::{Context, OcfResult};
 use std::net::IpAddr;
 
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct Settings {
     pub ip: IpAddr,
     pub provider: ProviderKind,
     pub endpoints: Endpoints,
 }
 
-/// The floating IP, checked for syntax and for what the provider can float.
-pub fn address(ctx: &Context, provider: ProviderKind) -> OcfResult<IpAddr> {
-    let raw = ctx.params.require("ip")?;
-    let name = ctx.params.given_as("ip");
-    let ip = raw.trim().parse::<IpAddr>().map_err(|_| {
-        OcfError::configured(format!(
-            "parameter '{name}': '{raw}' is not an IPv4 or IPv6 address"
-        ))
-    })?;
-    provider
-        .check_address(ip)
-        .map_err(|why| OcfError::configured(format!("parameter '{name}': {why}")))?;
-    Ok(ip)
-}
-
-pub fn provider(ctx: &Context) -> OcfResult<ProviderKind> {
-    let name = ctx.params.get("provider").unwrap_or("digitalocean");
-    ProviderKind::parse(name).ok_or_else(|| {
-        OcfError::configured(format!(
-            "parameter 'provider': '{name}' is not supported (supported: {})",
-            ProviderKind::NAMES.join(", ")
-        ))
-    })
-}
-
-fn url(ctx: &Context, param: &str) -> OcfResult<(String, HttpUrl)> {
-    let raw = ctx.params.require(param)?;
-    let parsed = HttpUrl::parse(raw.trim())
-        .map_err(|why| OcfError::configured(format!("parameter '{param}': '{raw}' {why}")))?;
-    Ok((raw.trim().to_string(), parsed))
-}
-
-impl Config {
+impl Settings {
     /// Every parameter but the token, checked.
-    pub fn from_params(ctx: &Context) -> OcfResult<Config> {
-        let provider = provider(ctx)?;
-        let ip = address(ctx, provider)?;
-        let (api_url, api) = url(ctx, "api_url")?;
-        if !api.https && !api.is_loopback() {
-            return Err(OcfError::configured(format!(
-                "parameter 'api_url': '{api_url}' is plain http: the token would cross the network in clear; use https:// (http:// is accepted for loopback test APIs only)"
-            )));
+    pub fn from(ctx: &Context) -> OcfResult<Settings> {
+        let p = &ctx.params;
+        let provider = p.need(&PROVIDER)?;
+        let ip = p.need(&IP)?;
+        provider
+            .check_address(ip)
+            .map_err(|why| p.invalid(&IP, why))?;
+        let api = p.need(&API_URL)?;
+        if !api.is_https() && !api.is_loopback() {
+            return Err(p.invalid(
+                &API_URL,
+                "is plain http: the token would cross the network in clear; use https:// (http:// is accepted for loopback test APIs only)",
+            ));
         }
-        let (metadata_url, _) = url(ctx, "metadata_url")?;
-        Ok(Config {
+        let metadata = p.need(&METADATA_URL)?;
+        Ok(Settings {
             ip,
             provider,
-            endpoints: Endpoints {
-                api_url,
-                api_is_loopback: !api.https,
-                metadata_url,
-            },
+            endpoints: Endpoints { api, metadata },
         })
     }
 }
@@ -75,9 +45,9 @@ mod tests {
     use crate::SPEC;
     use cloudha_common::{Action, Logger, OcfCode, OcfEnv};
 
-    fn config(vars: &[(&str, &str)]) -> OcfResult<Config> {
+    fn settings(vars: &[(&str, &str)]) -> OcfResult<Settings> {
         let env = OcfEnv::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Config::from_params(&Context::new(
+        Settings::from(&Context::new(
             &SPEC,
             Action::ValidateAll,
             env,
@@ -86,14 +56,19 @@ mod tests {
     }
 
     #[test]
+    fn every_default_parses() {
+        assert_eq!(SPEC.check_defaults(), Ok(()));
+    }
+
+    #[test]
     fn defaults_and_legacy_name() {
-        let c = config(&[("OCF_RESKEY_floating_ip", "203.0.113.7")]).unwrap();
+        let c = settings(&[("OCF_RESKEY_floating_ip", "203.0.113.7")]).unwrap();
         assert_eq!(c.ip.to_string(), "203.0.113.7");
         assert_eq!(c.provider, ProviderKind::DigitalOcean);
-        assert_eq!(c.endpoints.api_url, "https://api.digitalocean.com");
-        assert!(!c.endpoints.api_is_loopback);
+        assert_eq!(c.endpoints.api.as_str(), "https://api.digitalocean.com");
+        assert!(!c.endpoints.api_is_loopback());
         assert_eq!(
-            c.endpoints.metadata_url,
+            c.endpoints.metadata.as_str(),
             "http://169.254.169.254/metadata/v1"
         );
     }
@@ -101,7 +76,7 @@ mod tests {
     #[test]
     fn errors_name_the_parameter() {
         let reason = |vars: &[(&str, &str)]| {
-            let e = config(vars).unwrap_err();
+            let e = settings(vars).unwrap_err();
             assert_eq!(e.code, OcfCode::ErrConfigured, "{}", e.reason);
             e.reason
         };
@@ -135,11 +110,11 @@ mod tests {
 
     #[test]
     fn loopback_http_is_a_test_api() {
-        let c = config(&[
+        let c = settings(&[
             ("OCF_RESKEY_ip", "203.0.113.7"),
             ("OCF_RESKEY_api_url", "http://127.0.0.1:8080"),
         ])
         .unwrap();
-        assert!(c.endpoints.api_is_loopback);
+        assert!(c.endpoints.api_is_loopback());
     }
 }
