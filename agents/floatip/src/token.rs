@@ -3,9 +3,35 @@
 
 use crate::{API_TOKEN, API_TOKEN_FILE};
 use cloudha_common::{Context, OcfCode, OcfError, OcfResult, Secret};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+/// The most of a token file that is read: the token's line must end within it.
+const MAX_READ: usize = 4096;
+
+/// What no API accepts in a token (no HTTP header carries it): wrong on every node.
+const CONTROL: &str = "holds a control character: no API accepts it";
+
+/// The whole lines within the first `MAX_READ` bytes of `file`, and whether more followed.
+/// Never more is read, whatever the file holds.
+fn head(file: impl Read) -> std::io::Result<(String, bool)> {
+    let mut buf = Vec::with_capacity(MAX_READ + 1);
+    file.take(MAX_READ as u64 + 1).read_to_end(&mut buf)?;
+    let cut = buf.len() > MAX_READ;
+    if cut {
+        // The line that crosses the bound is not a token.
+        let end = buf[..MAX_READ]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        buf.truncate(end);
+    }
+    let text = String::from_utf8(buf).map_err(|_| {
+        std::io::Error::new(ErrorKind::InvalidData, "stream did not contain valid UTF-8")
+    })?;
+    Ok((text, cut))
+}
 
 /// Refuse a file that anyone but its owner (root or us) can write; warn when others can read.
 /// Permissions are a property of this node: 4 (OCF_ERR_PERM), never 6. A missing file is 5.
@@ -51,12 +77,20 @@ pub fn read_token_file(path: &Path, ctx: &Context) -> OcfResult<Secret> {
             ctx.params.name_of(&API_TOKEN_FILE)
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    let (text, cut) = std::fs::File::open(path)
+        .and_then(head)
+        .map_err(unreadable)?;
     let token = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("");
+    if token.is_empty() && cut {
+        return Err(fault(
+            OcfCode::ErrInstalled,
+            format!("{shown} holds no token within its first {MAX_READ} bytes on this node"),
+        ));
+    }
     if token.is_empty() {
         return Err(fault(
             OcfCode::ErrInstalled,
@@ -74,18 +108,27 @@ pub fn mask_parameter(ctx: &Context) {
 }
 
 /// The token for API calls, masked in every log line from now on.
-/// 6 when neither parameter is set (wrong everywhere); 5 when `api_token` arrived as the
-/// cibsecret placeholder without a file to fall back on (missing on this node only).
+/// 6 when neither parameter is set, or when the token holds a control character (wrong
+/// everywhere, and no request could carry it); 5 when `api_token` arrived as the cibsecret
+/// placeholder without a file to fall back on (missing on this node only).
 pub fn token(ctx: &Context) -> OcfResult<Secret> {
     let p = &ctx.params;
+    let control = |t: &Secret| t.expose().chars().any(char::is_control);
     if p.has(&API_TOKEN) {
         let t = p.need(&API_TOKEN)?;
         ctx.log.mask(&t);
+        if control(&t) {
+            return Err(p.invalid(&API_TOKEN, CONTROL));
+        }
         return Ok(t);
     }
     if let Some(file) = p.read(&API_TOKEN_FILE)? {
         let t = read_token_file(Path::new(&file), ctx)?;
         ctx.log.mask(&t);
+        if control(&t) {
+            let detail = format!("{file}: the token {CONTROL}");
+            return Err(p.fault(OcfCode::ErrConfigured, &API_TOKEN_FILE, detail));
+        }
         return Ok(t);
     }
     // Given, yet not usable: the cibsecret placeholder (5, naming `cibsecret sync`).
@@ -160,5 +203,126 @@ mod tests {
             code(&dir.path().display().to_string()),
             OcfCode::ErrInstalled
         );
+    }
+
+    #[test]
+    fn only_the_head_of_a_file_is_read() {
+        // An endless file: the read ends all the same, with no whole line.
+        assert_eq!(head(std::io::repeat(b'a')).unwrap(), (String::new(), true));
+        let long = format!("\n  dop_v1_x  \nsecond\n{}", "y".repeat(2 * MAX_READ));
+        let (text, cut) = head(long.as_bytes()).unwrap();
+        assert!(cut);
+        assert_eq!(text, "\n  dop_v1_x  \nsecond\n");
+        assert_eq!(head(&b"dop_v1_x"[..]).unwrap(), ("dop_v1_x".into(), false));
+        let dir = tempfile::tempdir().unwrap();
+        let huge = file(dir.path(), "h", &"a".repeat(MAX_READ + 1), 0o600);
+        let e = token(&ctx(&[("OCF_RESKEY_api_token_file", &huge)])).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrInstalled);
+        assert!(
+            e.reason.contains("no token within its first 4096 bytes"),
+            "{}",
+            e.reason
+        );
+        assert!(!e.reason.contains("aaaa"), "{}", e.reason);
+        let exact = file(dir.path(), "x", &"a".repeat(MAX_READ), 0o600);
+        let c = ctx(&[("OCF_RESKEY_api_token_file", &exact)]);
+        assert_eq!(token(&c).unwrap().expose().len(), MAX_READ);
+    }
+
+    #[test]
+    fn a_control_character_is_6_naming_the_parameter_never_the_value() {
+        for value in [
+            "dop\u{1}krit",
+            "dopkrit\n",
+            "dop\tkrit",
+            "dop\u{7f}krit",
+            "dop\u{85}krit",
+        ] {
+            for name in ["api_token", "do_token"] {
+                let e = token(&ctx(&[(&format!("OCF_RESKEY_{name}"), value)])).unwrap_err();
+                assert_eq!(e.code, OcfCode::ErrConfigured, "{value:?}");
+                assert_eq!(
+                    e.reason,
+                    format!("parameter '{name}' holds a control character: no API accepts it")
+                );
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(dir.path(), "t", "\n dop\u{1}krit \n", 0o600);
+        let e = token(&ctx(&[("OCF_RESKEY_api_token_file", &f)])).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert!(
+            e.reason.starts_with("parameter 'api_token_file': ")
+                && e.reason
+                    .ends_with("t: the token holds a control character: no API accepts it"),
+            "{}",
+            e.reason
+        );
+        assert!(!e.reason.contains("krit"));
+        // Spaces around the token in a file are not part of it; inside a parameter, a space is
+        // no control character (the API judges it).
+        let f = file(dir.path(), "s", " dop_v1_x\t\r\n", 0o600);
+        assert_eq!(
+            token(&ctx(&[("OCF_RESKEY_api_token_file", &f)]))
+                .unwrap()
+                .expose(),
+            "dop_v1_x"
+        );
+        assert!(token(&ctx(&[("OCF_RESKEY_api_token", "dop v1")])).is_ok());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        // proptest's default of 256 cases each; PROPTEST_CASES overrides.
+        proptest! {
+            /// Any bytes: the head is whole lines of the file's start, bounded, never a panic.
+            #[test]
+            fn head_is_a_bounded_prefix(bytes in proptest::collection::vec(any::<u8>(), 0..9000)) {
+                if let Ok((text, cut)) = head(&bytes[..]) {
+                    prop_assert!(text.len() <= MAX_READ);
+                    prop_assert!(bytes.starts_with(text.as_bytes()));
+                    prop_assert_eq!(cut, bytes.len() > MAX_READ);
+                    if cut {
+                        prop_assert!(text.is_empty() || text.ends_with('\n'));
+                    } else {
+                        prop_assert_eq!(text.as_bytes(), &bytes[..]);
+                    }
+                }
+            }
+
+            /// Any file content: a token, or 5 (nothing usable here) or 6 (a control character);
+            /// a token is one trimmed line from the file's first 4096 bytes.
+            #[test]
+            fn any_token_file(content in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..6000),
+                "[ \t\r\n]{0,3}[!-~\u{1}\u{7f}\u{e9} ]{0,80}(\r?\n.{0,40}){0,3}"
+                    .prop_map(String::into_bytes),
+            ]) {
+                let dir = tempfile::tempdir().unwrap();
+                let p = dir.path().join("t");
+                std::fs::write(&p, &content).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+                let c = ctx(&[("OCF_RESKEY_api_token_file", p.to_str().unwrap())]);
+                match token(&c) {
+                    Ok(t) => {
+                        let t = t.expose();
+                        prop_assert!(!t.is_empty() && t.len() <= MAX_READ);
+                        prop_assert_eq!(t, t.trim());
+                        prop_assert!(!t.chars().any(char::is_control));
+                        let start = &content[..content.len().min(MAX_READ)];
+                        prop_assert!(start.windows(t.len()).any(|w| w == t.as_bytes()));
+                    }
+                    Err(e) => {
+                        prop_assert!(
+                            matches!(e.code, OcfCode::ErrInstalled | OcfCode::ErrConfigured),
+                            "{}", e
+                        );
+                        prop_assert!(e.reason.starts_with("parameter 'api_token_file': "));
+                    }
+                }
+            }
+        }
     }
 }
