@@ -106,7 +106,7 @@ impl ApiClient {
             .header("Authorization", format!("Bearer {}", self.token.expose()))
             .header("Accept", "application/json")
             .call();
-        Self::read(&url, resp)
+        self.read(&url, resp)
     }
 
     pub fn post(
@@ -127,10 +127,11 @@ impl ApiClient {
             .header("Accept", "application/json")
             .header("Content-Type", "application/json")
             .send(body.to_string());
-        Self::read(&url, resp)
+        self.read(&url, resp)
     }
 
     fn read(
+        &self,
         url: &str,
         resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Answer, Fault> {
@@ -151,20 +152,7 @@ impl ApiClient {
             .limit(MAX_BODY)
             .read_to_string()
             .map_err(|e| Fault::Transient(format!("{url}: reading the answer: {e}")))?;
-        let body = if text.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            match serde_json::from_str(&text) {
-                Ok(v) => v,
-                // A 2xx that is not JSON is garbled; an error page may be HTML: keep the status.
-                Err(_) if (200..300).contains(&status) => {
-                    return Err(Fault::Transient(format!(
-                        "{url}: answered HTTP {status} with a body that is not JSON"
-                    )))
-                }
-                Err(_) => serde_json::Value::Null,
-            }
-        };
+        let body = self.unquoted(parse_body(url, status, &text)?);
         Ok(Answer {
             status,
             body,
@@ -172,6 +160,37 @@ impl ApiClient {
             until_reset,
             remaining,
         })
+    }
+
+    /// `body`, its `message` replaced when it quotes the token (some gateways echo the
+    /// Authorization header): messages reach exit reasons and logs, and the logger's masking
+    /// leaves out tokens shorter than 4 characters.
+    fn unquoted(&self, mut body: serde_json::Value) -> serde_json::Value {
+        let token = self.token.expose();
+        if let Some(m) = body.get_mut("message") {
+            if !token.is_empty() && m.as_str().is_some_and(|m| m.contains(token)) {
+                *m = serde_json::Value::from(QUOTED);
+            }
+        }
+        body
+    }
+}
+
+/// What an answer's `message` becomes when it quotes the token.
+const QUOTED: &str = "the answer's message quotes the token: not shown";
+
+/// An answer's body: its JSON, or Null when it is empty. A 2xx that is not JSON is garbled (a
+/// transient fault); an error page that is not JSON (a proxy's HTML) is Null: its status speaks.
+fn parse_body(url: &str, status: u16, text: &str) -> Result<serde_json::Value, Fault> {
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    match serde_json::from_str(text) {
+        Ok(v) => Ok(v),
+        Err(_) if (200..300).contains(&status) => Err(Fault::Transient(format!(
+            "{url}: answered HTTP {status} with a body that is not JSON"
+        ))),
+        Err(_) => Ok(serde_json::Value::Null),
     }
 }
 
@@ -189,6 +208,41 @@ mod tests {
         }
     }
 
+    fn read(token: &str, status: u16, body: &str) -> Answer {
+        let url = HttpUrl::parse("http://127.0.0.1:9").unwrap();
+        let client = ApiClient::new(&url, Secret::new(token), true);
+        let resp = ureq::http::Response::builder()
+            .status(status)
+            .body(ureq::Body::builder().data(body.to_string()))
+            .unwrap();
+        client.read("http://127.0.0.1:9/v2/x", Ok(resp)).unwrap()
+    }
+
+    #[test]
+    fn an_answer_that_quotes_the_token_is_not_repeated() {
+        // Some gateways echo the Authorization header in their error message. The logger masks
+        // a token of 4 characters or more, never a shorter one: the message goes here.
+        for token in ["q^Z", "dop_v1_0123456789abcdef"] {
+            let a = read(
+                token,
+                401,
+                &format!(
+                    r#"{{"id": "unauthorized", "message": "Invalid key=value pair in Authorization header: 'Bearer {token}'"}}"#
+                ),
+            );
+            let said = a.message().unwrap();
+            assert!(!said.contains(token), "{said}");
+            assert_eq!(said, "the answer's message quotes the token: not shown");
+            assert_eq!(a.body["id"], "unauthorized");
+        }
+        let a = read(
+            "q^Z",
+            401,
+            r#"{"id": "unauthorized", "message": "Unable to authenticate you."}"#,
+        );
+        assert_eq!(a.message(), Some("Unable to authenticate you."));
+    }
+
     #[test]
     fn retry_after_wins_then_reset_when_exhausted() {
         assert_eq!(
@@ -201,5 +255,43 @@ mod tests {
         );
         assert_eq!(answer(None, Some(10), Some(40)).rate_limit_wait(), None);
         assert_eq!(answer(None, None, None).message(), Some("slow down"));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any bytes as a body: JSON, Null, or (for a 2xx) garbled; never a panic.
+            #[test]
+            fn any_body(bytes in proptest::collection::vec(any::<u8>(), 0..512), status in 100u16..600) {
+                let text = String::from_utf8_lossy(&bytes);
+                match parse_body("u", status, &text) {
+                    Ok(v) if text.trim().is_empty() => prop_assert!(v.is_null()),
+                    Ok(_) => {}
+                    Err(f) => prop_assert!((200..300).contains(&status) && f.is_transient()),
+                }
+            }
+
+            /// Whatever an error's message says, the token is never repeated from it.
+            #[test]
+            fn a_message_never_repeats_the_token(
+                token in "[!-~]{1,12}",
+                before in ".{0,20}",
+                after in ".{0,20}",
+                quote in any::<bool>(),
+            ) {
+                let said = if quote { format!("{before}{token}{after}") } else { before };
+                let body = serde_json::json!({"id": "unauthorized", "message": said});
+                let a = read(&token, 401, &body.to_string());
+                let shown = a.message().unwrap();
+                // The words as they came when they do not hold the token, else none of them.
+                if said.contains(token.as_str()) {
+                    prop_assert_eq!(shown, QUOTED);
+                } else {
+                    prop_assert_eq!(shown, said.as_str());
+                }
+            }
+        }
     }
 }

@@ -53,7 +53,10 @@ impl Record for Started {
         for line in text.lines() {
             match line.split_once('=') {
                 Some(("ip", v)) => ip = v.parse().ok(),
-                Some(("server", v)) if !v.is_empty() => server = Some(ServerId(v.to_string())),
+                // An id is one word of text: a control character is damage (or tampering).
+                Some(("server", v)) if !v.is_empty() && !v.contains(char::is_control) => {
+                    server = Some(ServerId(v.to_string()))
+                }
                 Some(("since", v)) => since = v.parse().ok(),
                 _ => {}
             }
@@ -77,5 +80,44 @@ mod tests {
         assert!(s.age() < Duration::from_secs(5));
         assert_eq!(Started::parse("ip=203.0.113.7\nserver=42\n"), None);
         assert_eq!(Started::parse("garbage"), None);
+        // Found by `properties::any_text`: a lone CR ended the last line and the id.
+        assert_eq!(Started::parse("ip=203.0.113.0\nsince=0\nserver=\r"), None);
+        assert_eq!(
+            Started::parse("ip=203.0.113.0\nsince=0\nserver=4\u{1b}"),
+            None
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "(ip|server|since)=.{0,20}",
+                "ip=(203\\.0\\.113\\.[0-9]{1,3}|2001:db8::[0-9a-f]{1,4})",
+                "server=[0-9]{1,12}",
+                "since=[0-9]{1,20}",
+                ".{0,30}",
+            ]
+        }
+
+        proptest! {
+            /// Any text: a record or none, never a panic; what parses, writes back the same.
+            #[test]
+            fn any_text(lines in proptest::collection::vec(line(), 0..6), raw in ".{0,200}") {
+                for text in [lines.join("\n"), raw] {
+                    if let Some(r) = Started::parse(&text) {
+                        prop_assert_eq!(Started::parse(&r.to_text()), Some(r));
+                    }
+                }
+            }
+
+            #[test]
+            fn records_round_trip(a in any::<[u8; 4]>(), server in "[0-9]{1,12}", since in any::<u64>()) {
+                let r = Started { ip: IpAddr::from(a), server: ServerId(server), since };
+                prop_assert_eq!(Started::parse(&r.to_text()), Some(r));
+            }
+        }
     }
 }

@@ -55,19 +55,28 @@ impl DigitalOcean {
             .map_err(|e| Fault::Transient(e.to_string()))
     }
 
-    /// An answer other than 2xx, as a fault. `what` names the call for people.
+    /// An answer other than 2xx, as a fault. `what` names the call for people. A 401 or a 404
+    /// is the API's verdict on the token or the address (6) only with its own error body
+    /// (`{"id": "unauthorized"}`, `{"id": "not_found"}`); from anything else in the way (a
+    /// proxy's HTML page), it says nothing about them: transient, retried, then 1.
     fn fault(answer: &Answer, what: &str, ip: IpAddr) -> Fault {
         let said = answer
             .message()
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
         let status = answer.status;
+        let api_says = |id: &str| answer.body.get("id").and_then(Value::as_str) == Some(id);
         match status {
             // Pacemaker keeps about 128 characters of an exit reason: what matters comes first,
             // the call that met it last.
-            401 => Fault::TokenRejected(format!("(HTTP 401{said}; {what})")),
-            404 => Fault::IpUnknown(format!(
+            401 if api_says("unauthorized") => {
+                Fault::TokenRejected(format!("(HTTP 401{said}; {what})"))
+            }
+            404 if api_says("not_found") => Fault::IpUnknown(format!(
                 "{ip} is not a reserved IP of this account (HTTP 404{said}; {what})"
+            )),
+            401 | 404 => Fault::Transient(format!(
+                "{what}: HTTP {status} without the API's error body (a proxy in the way?){said}"
             )),
             422 => Fault::Busy(format!(
                 "{what}: an action is pending on {ip} (HTTP 422{said})"
@@ -78,6 +87,16 @@ impl DigitalOcean {
             },
             500..=599 => Fault::Transient(format!("{what}: HTTP {status}{said}")),
             _ => Fault::Refused(format!("{what}: HTTP {status}{said}")),
+        }
+    }
+
+    /// The state of `action` in an answer about it; one about another action is garbled.
+    fn state_of(answer: &Answer, action: &ActionId, what: &str) -> Result<ActionState, Fault> {
+        match Self::action_of(answer, what)? {
+            (id, state) if id == *action => Ok(state),
+            (id, _) => Err(Fault::Transient(format!(
+                "{what}: garbled answer (about action {id})"
+            ))),
         }
     }
 
@@ -106,11 +125,16 @@ fn parse_state(s: &str) -> Option<ActionState> {
     }
 }
 
-/// The holder and lock of `{"reserved_ip": {...}}` (or the older `floating_ip`).
-fn parse_holding(body: &Value) -> Option<IpHolding> {
+/// The holder and lock of `{"reserved_ip": {...}}` (or the older `floating_ip`) for the address
+/// `asked`: an answer about another address (a cache or a proxy mixing answers up) is none.
+fn parse_holding(body: &Value, asked: IpAddr) -> Option<IpHolding> {
     let ip = body
         .get("reserved_ip")
         .or_else(|| body.get("floating_ip"))?;
+    let about: IpAddr = ip.get("ip")?.as_str()?.parse().ok()?;
+    if about != asked {
+        return None;
+    }
     let holder = match ip.get("droplet")? {
         Value::Null => None,
         d => Some(ServerId(d.get("id")?.as_u64()?.to_string())),
@@ -172,8 +196,9 @@ impl Provider for DigitalOcean {
         if answer.status != 200 {
             return Err(Self::fault(&answer, &what, ip));
         }
-        parse_holding(&answer.body)
-            .ok_or_else(|| Fault::Transient(format!("{what}: garbled answer (no reserved_ip)")))
+        parse_holding(&answer.body, ip).ok_or_else(|| {
+            Fault::Transient(format!("{what}: garbled answer (not the reserved IP {ip})"))
+        })
     }
 
     fn assign(
@@ -208,7 +233,7 @@ impl Provider for DigitalOcean {
             .api()?
             .get(&format!("/v2/reserved_ips/{ip}/actions/{action}"), deadline)?;
         match answer.status {
-            200 => Self::action_of(&answer, &what).map(|(_, s)| s),
+            200 => Self::state_of(&answer, action, &what),
             // The action exists (we made it): a 404 here is the API catching up, not our IP.
             404 => Err(Fault::Transient(format!("{what}: HTTP 404"))),
             _ => Err(Self::fault(&answer, &what, ip)),
@@ -233,13 +258,66 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_for_another_address_is_not_believed() {
+        let asked: IpAddr = "203.0.113.12".parse().unwrap();
+        let other = json!({"reserved_ip": {"ip": "198.51.100.1",
+            "droplet": {"id": 101}, "locked": false}});
+        assert_eq!(parse_holding(&other, asked), None);
+        let nameless = json!({"reserved_ip": {"droplet": {"id": 101}, "locked": false}});
+        assert_eq!(parse_holding(&nameless, asked), None);
+        let garbled = json!({"reserved_ip": {"ip": 3405803788u32, "droplet": null}});
+        assert_eq!(parse_holding(&garbled, asked), None);
+        let ours = json!({"reserved_ip": {"ip": "203.0.113.12", "droplet": {"id": 101}}});
+        assert_eq!(
+            parse_holding(&ours, asked).map(|h| h.holder),
+            Some(Some(ServerId("101".into())))
+        );
+    }
+
+    #[test]
+    fn only_the_clouds_own_bodies_are_6() {
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let page = Value::Null; // an HTML page (a proxy's) reads as no JSON at all
+        let do_401 = json!({"id": "unauthorized", "message": "Unable to authenticate you."});
+        let do_404 = json!({"id": "not_found", "message": "The resource you were accessing could not be found."});
+        assert!(matches!(
+            DigitalOcean::fault(&answer(401, do_401), "x", ip),
+            Fault::TokenRejected(_)
+        ));
+        assert!(matches!(
+            DigitalOcean::fault(&answer(404, do_404), "x", ip),
+            Fault::IpUnknown(_)
+        ));
+        for (status, body) in [
+            (401, page.clone()),
+            (404, page),
+            (401, json!({"message": "Unauthorized"})),
+            (404, json!({"id": "unauthorized"})),
+            (401, json!({"id": ["unauthorized"]})),
+            (404, json!(["not_found"])),
+        ] {
+            let f = DigitalOcean::fault(&answer(status, body.clone()), "GET x", ip);
+            assert!(f.is_transient(), "{status} {body}: {f:?}");
+            assert!(f.to_string().contains(&format!("HTTP {status}")), "{f}");
+        }
+    }
+
+    #[test]
     fn holding_from_both_names() {
-        let h = parse_holding(&json!({"reserved_ip": {"ip": "203.0.113.7",
-            "droplet": {"id": 42, "name": "lb1"}, "locked": true}}))
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let h = parse_holding(
+            &json!({"reserved_ip": {"ip": "203.0.113.7",
+            "droplet": {"id": 42, "name": "lb1"}, "locked": true}}),
+            ip,
+        )
         .unwrap();
         assert_eq!(h.holder, Some(ServerId("42".into())));
         assert!(h.locked);
-        let h = parse_holding(&json!({"floating_ip": {"droplet": null, "locked": false}})).unwrap();
+        let h = parse_holding(
+            &json!({"floating_ip": {"ip": "203.0.113.7", "droplet": null, "locked": false}}),
+            ip,
+        )
+        .unwrap();
         assert_eq!(
             h,
             IpHolding {
@@ -247,8 +325,8 @@ mod tests {
                 locked: false
             }
         );
-        assert!(parse_holding(&json!({"reserved_ip": {"ip": "x"}})).is_none());
-        assert!(parse_holding(&json!({"droplet": null})).is_none());
+        assert!(parse_holding(&json!({"reserved_ip": {"ip": "x"}}), ip).is_none());
+        assert!(parse_holding(&json!({"droplet": null}), ip).is_none());
     }
 
     fn answer(status: u16, body: Value) -> Answer {
@@ -270,7 +348,7 @@ mod tests {
             Fault::TokenRejected(m) if m.contains("Unable to authenticate you.")
         ));
         assert!(matches!(
-            DigitalOcean::fault(&answer(404, Value::Null), "x", ip),
+            DigitalOcean::fault(&answer(404, json!({"id": "not_found"})), "x", ip),
             Fault::IpUnknown(_)
         ));
         assert!(matches!(
@@ -295,9 +373,128 @@ mod tests {
             DigitalOcean::action_of(&a, "x").unwrap(),
             (ActionId("7".into()), ActionState::InProgress)
         );
+        let done = answer(200, json!({"action": {"id": 7, "status": "completed"}}));
+        let seven = ActionId("7".into());
+        assert_eq!(
+            DigitalOcean::state_of(&done, &seven, "x"),
+            Ok(ActionState::Completed)
+        );
+        let other = DigitalOcean::state_of(&done, &ActionId("8".into()), "x").unwrap_err();
+        assert!(
+            other.is_transient() && other.to_string().contains("garbled"),
+            "{other}"
+        );
         let bad = answer(201, json!({"action": {"id": 7, "status": "weird"}}));
         assert!(DigitalOcean::action_of(&bad, "x")
             .unwrap_err()
             .is_transient());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const ASKED: &str = "203.0.113.12";
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "reserved_ip",
+                    "floating_ip",
+                    "ip",
+                    "droplet",
+                    "id",
+                    "locked",
+                    "action",
+                    "status",
+                    "message",
+                ])
+                .prop_map(String::from),
+                "[a-z_]{1,8}",
+            ]
+        }
+
+        /// Any JSON, biased towards the names and values DigitalOcean's answers use.
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                prop::sample::select(vec![
+                    ASKED,
+                    "198.51.100.1",
+                    "2001:db8::1",
+                    "in-progress",
+                    "completed",
+                    "errored",
+                    "unauthorized",
+                    "not_found",
+                    "7",
+                ])
+                .prop_map(Value::from),
+                any::<String>().prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(key(), inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Shaped like the answers: `{"reserved_ip": {...}}`, `{"action": {...}}`, errors.
+        fn answer_body() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                json(),
+                (key(), prop::collection::btree_map(key(), json(), 0..6)).prop_map(|(k, m)| {
+                    let mut o = serde_json::Map::new();
+                    o.insert(k, Value::Object(m.into_iter().collect()));
+                    Value::Object(o)
+                }),
+            ]
+        }
+
+        proptest! {
+            /// A holding is believed only for the address asked about.
+            #[test]
+            fn a_holding_describes_the_asked_ip(body in answer_body()) {
+                let asked: IpAddr = ASKED.parse().unwrap();
+                if let Some(_h) = parse_holding(&body, asked) {
+                    let ip = body.get("reserved_ip").or_else(|| body.get("floating_ip")).unwrap();
+                    prop_assert_eq!(ip["ip"].as_str().and_then(|t| t.parse::<IpAddr>().ok()), Some(asked));
+                }
+            }
+
+            /// Actions parse or are garbled; a state is only ever of the action asked about.
+            #[test]
+            fn actions_never_panic(body in answer_body(), status in 100u16..600) {
+                let a = answer(status, body);
+                if let Ok((id, _)) = DigitalOcean::action_of(&a, "x") {
+                    prop_assert!(id.0.parse::<u64>().is_ok());
+                }
+                if DigitalOcean::state_of(&a, &ActionId("7".into()), "x").is_ok() {
+                    prop_assert_eq!(a.body["action"]["id"].as_u64(), Some(7));
+                }
+            }
+
+            /// 6 only on the API's own word: a 401 or 404 with its error body's id.
+            #[test]
+            fn only_the_apis_own_errors_are_6(body in answer_body(), status in 100u16..600) {
+                let ip: IpAddr = ASKED.parse().unwrap();
+                let id = body.get("id").and_then(Value::as_str).map(str::to_string);
+                match DigitalOcean::fault(&answer(status, body), "x", ip) {
+                    Fault::TokenRejected(_) => {
+                        prop_assert_eq!((status, id.as_deref()), (401, Some("unauthorized")))
+                    }
+                    Fault::IpUnknown(_) => {
+                        prop_assert_eq!((status, id.as_deref()), (404, Some("not_found")))
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }
