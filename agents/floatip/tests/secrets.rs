@@ -142,9 +142,10 @@ fn the_token_is_not_in_the_agents_argv() {
     for (k, v) in c.env(0) {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let started = std::time::Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -163,7 +164,15 @@ fn the_token_is_not_in_the_agents_argv() {
         children.trim().is_empty(),
         "the agent runs children: {children}"
     );
-    assert!(child.wait().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let run = cloudha_tests::AgentRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    };
+    run.expect(0, "start, watched from outside");
+    assert_clean("stderr", &run.stderr);
 }
 
 #[test]
