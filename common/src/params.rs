@@ -36,8 +36,23 @@ pub trait ParamValue: Sized {
     fn parse(text: &str) -> Result<Self, String>;
 }
 
-/// A value as it may be shown in a message: control characters escaped, cut to a bounded length.
+/// A value as it may be shown in a message: credentials of a URL hidden, control characters
+/// escaped, cut to a bounded length.
 pub fn shown(value: &str) -> String {
+    let hidden;
+    let value = match value.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            match authority.rfind('@') {
+                Some(at) => {
+                    hidden = format!("{scheme}://***{}", &rest[at..]);
+                    hidden.as_str()
+                }
+                None => value,
+            }
+        }
+        None => value,
+    };
     let mut out = String::new();
     for (i, c) in value.chars().enumerate() {
         if i == SHOWN_CHARS {
@@ -352,6 +367,10 @@ mod tests {
         let long = "x".repeat(100_000);
         let e = params(&[("ip", &long)]).need(&IP).unwrap_err();
         assert!(e.reason.len() < 200, "{}", e.reason.len());
+        assert_eq!(
+            shown("https://user:pw@api.example.com/v2"),
+            "https://***@api.example.com/v2"
+        );
         let e = params(&[("ip", "a\u{1b}[2Jb")]).need(&IP).unwrap_err();
         assert!(e.reason.contains("a\\u{1b}[2Jb"), "{}", e.reason);
         let p = params(&[("token", "dop_v1_x")]);

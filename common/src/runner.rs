@@ -114,10 +114,13 @@ fn report(
     match result {
         Ok(status) => {
             let message = log.scrub(&status.message);
-            log.debug(format_args!(
-                "{action}: {} after {elapsed} ms: {message}",
-                status.code
-            ));
+            // What changes the node is worth a line in every log; monitors are too frequent.
+            let line = format!("{action}: {} after {elapsed} ms: {message}", status.code);
+            if matches!(action, "start" | "stop" | "reload") {
+                log.info(line);
+            } else {
+                log.debug(line);
+            }
             if terminal {
                 println!("{}: {message}", status.code);
             }
