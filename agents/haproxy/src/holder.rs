@@ -80,6 +80,7 @@ pub fn describe(alert: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn port_of_a_bind_alert() {
@@ -104,5 +105,32 @@ mod tests {
             said.contains(&format!("pid {}", std::process::id())),
             "{said}"
         );
+    }
+
+    proptest! {
+        #[test]
+        fn any_alert_without_panic(text in "(?s).{0,200}") {
+            let _ = port_in_alert(&text);
+        }
+
+        #[test]
+        fn the_port_of_any_bind_alert(
+            file in "/[a-z/]{1,20}\\.cfg",
+            line in 1u32..10_000,
+            proxy in "[A-Za-z0-9_.:-]{1,20}",
+            address in prop_oneof![
+                Just("127.0.0.1".to_string()),
+                Just("0.0.0.0".to_string()),
+                Just("::".to_string()),
+                "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+                Just("::1".to_string()),
+            ],
+            port in 1u16..=65535,
+        ) {
+            let alert = format!(
+                "Binding [{file}:{line}] for frontend {proxy}: cannot bind socket (Address already in use) for [{address}:{port}]"
+            );
+            prop_assert_eq!(port_in_alert(&alert), Some(port));
+        }
     }
 }

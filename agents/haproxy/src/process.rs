@@ -1,13 +1,26 @@
 //! Which processes are this instance's HAProxy, told from `/proc`: the executable is the
 //! configured binary and argv carries this instance's master socket and configuration. A pid
-//! alone proves nothing (pids are recycled; other HAProxies run beside ours).
+//! alone proves nothing (pids are recycled; other HAProxies run beside ours). And how they end:
+//! a drain (soft stop), then SIGTERM, then SIGKILL, each wait bounded by the action's deadline.
 
+use cloudha_common::{Attempt, Deadline, Logger, OcfError, OcfResult, Retry};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How often a stop looks whether the processes are gone.
+const GONE: Retry = Retry::backoff(Duration::from_millis(5), Duration::from_millis(100));
+/// How long SIGTERM is given before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(1);
+/// Time kept from the stop budget for SIGTERM and SIGKILL after the drain.
+const TERMINATE_RESERVE: Duration = Duration::from_secs(3);
+/// A pid file is a line; anything longer is not one.
+const MAX_PIDFILE: u64 = 64;
 
 /// What makes a process ours.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// The binary, with symlinks resolved (what `/proc/<pid>/exe` shows).
     pub exe: PathBuf,
@@ -88,16 +101,21 @@ impl Identity {
     }
 }
 
-/// The pid in a pidfile, if it holds one.
+/// The pid in a pid file, if it holds one. Opened without blocking and read only when it is a
+/// regular file: a FIFO at its path cannot hang a monitor.
 pub fn read_pidfile(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path)
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_PIDFILE).read_to_string(&mut text).ok()?;
+    text.lines().next()?.trim().parse().ok().filter(|p| *p > 0)
 }
 
 /// Send `signal` to each pid; a pid already gone is fine.
@@ -106,6 +124,81 @@ pub fn signal_all(pids: &[u32], signal: Signal) {
         if let Ok(p) = i32::try_from(*pid) {
             let _ = kill(Pid::from_raw(p), signal);
         }
+    }
+}
+
+/// Wait until none of `identity`'s processes is left, or the deadline. True when none is.
+pub fn wait_gone(identity: &Identity, deadline: &Deadline) -> bool {
+    let gone = deadline.retry(&GONE, |_| {
+        if identity.all().is_empty() {
+            Attempt::Done(())
+        } else {
+            Attempt::Again(())
+        }
+    });
+    gone.is_ok() || identity.all().is_empty()
+}
+
+/// Terminate every process of `identity`: SIGTERM, a short wait, then SIGKILL. True when none
+/// is left by the deadline.
+pub fn terminate(identity: &Identity, deadline: &Deadline) -> bool {
+    let pids = identity.all();
+    if pids.is_empty() {
+        return true;
+    }
+    signal_all(&pids, Signal::SIGTERM);
+    if wait_gone(identity, &deadline.sooner(TERM_GRACE)) {
+        return true;
+    }
+    signal_all(&identity.all(), Signal::SIGKILL);
+    wait_gone(identity, deadline)
+}
+
+/// Stop every process of `identity`: drain for at most `drain` (cut to what the deadline leaves
+/// after a reserve to terminate), then terminate. `master`, when known, passes the soft stop to
+/// its workers; old workers of earlier reloads get it directly. Files are the caller's.
+pub fn drain_and_terminate(
+    identity: &Identity,
+    master: Option<u32>,
+    drain: Duration,
+    deadline: &Deadline,
+    log: &Logger,
+) -> OcfResult<()> {
+    let pids = identity.all();
+    if pids.is_empty() {
+        return Ok(());
+    }
+    let remaining = deadline.remaining();
+    let reserve = TERMINATE_RESERVE.min(remaining / 4);
+    let drain = drain.min(remaining.saturating_sub(reserve));
+    if !drain.is_zero() {
+        // Soft stop: listeners close, open connections finish.
+        log.info(format_args!(
+            "soft stop of {} process(es), draining for at most {} ms",
+            pids.len(),
+            drain.as_millis()
+        ));
+        if let Some(m) = master {
+            signal_all(&[m], Signal::SIGUSR1);
+        }
+        let others: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|p| Some(*p) != master)
+            .collect();
+        signal_all(&others, Signal::SIGUSR1);
+        if wait_gone(identity, &deadline.sooner(drain)) {
+            return Ok(());
+        }
+        log.warn("connections still open after the drain time: terminating");
+    }
+    if terminate(identity, deadline) {
+        Ok(())
+    } else {
+        Err(OcfError::generic(format!(
+            "HAProxy processes {:?} are still alive after SIGKILL",
+            identity.all()
+        )))
     }
 }
 
@@ -163,5 +256,24 @@ mod tests {
         assert_eq!(read_pidfile(&p), Some(1234));
         std::fs::write(&p, "garbage\n").unwrap();
         assert_eq!(read_pidfile(&p), None);
+        // A FIFO is not waited on, a directory is not read.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(read_pidfile(&fifo), None);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert_eq!(read_pidfile(dir.path()), None);
+    }
+
+    #[test]
+    fn nothing_of_a_stranger_is_waited_for_or_signalled() {
+        let d = Deadline::after(Duration::from_millis(200));
+        assert!(wait_gone(&id(), &d));
+        assert!(terminate(&id(), &d));
+        let log = Logger::stderr("t");
+        assert_eq!(
+            drain_and_terminate(&id(), None, Duration::from_secs(5), &d, &log),
+            Ok(())
+        );
     }
 }

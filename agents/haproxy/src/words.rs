@@ -67,6 +67,7 @@ pub fn split(s: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::split;
+    use proptest::prelude::*;
 
     #[test]
     fn plain_words() {
@@ -91,5 +92,38 @@ mod tests {
         assert!(split("'open").is_err());
         assert!(split("\"open").is_err());
         assert!(split("x\\").is_err());
+    }
+
+    /// `word` as a shell would need it written: single-quoted, a single quote as `'\''`.
+    fn quoted(word: &str) -> String {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_splits_or_says_why_without_panic(text in "(?s).{0,200}") {
+            match split(&text) {
+                Ok(words) => prop_assert!(words.len() <= text.len()),
+                Err(why) => prop_assert!(!why.is_empty()),
+            }
+        }
+
+        #[test]
+        fn quoted_words_come_back_as_they_were(
+            words in prop::collection::vec("(?s).{0,20}", 0..6),
+            gaps in prop::collection::vec("[ \t\n]{1,3}", 6),
+        ) {
+            let mut line = String::new();
+            for (word, gap) in words.iter().zip(gaps.iter()) {
+                line.push_str(&quoted(word));
+                line.push_str(gap);
+            }
+            prop_assert_eq!(split(&line).map_err(TestCaseError::fail)?, words);
+        }
+
+        #[test]
+        fn plain_words_need_no_quotes(words in prop::collection::vec("[A-Za-z0-9_./:@=,+-]{1,12}", 0..8)) {
+            prop_assert_eq!(split(&words.join(" ")).map_err(TestCaseError::fail)?, words);
+        }
     }
 }

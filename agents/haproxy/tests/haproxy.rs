@@ -18,69 +18,63 @@ fn start_monitor_reload_stop_and_idempotency() {
     let fe = free_port();
     let lb = Lb::new("life", &config(fe, &[b.port]));
 
-    assert_code(&lb.probe(), 7, "probe before start");
-    assert_code(&lb.run("stop"), 0, "stop before start");
-    assert_code(&lb.run("validate-all"), 0, "validate-all");
-    assert_code(
-        &lb.run_with("validate-all", &[("OCF_CHECK_LEVEL", "10")]),
-        0,
-        "validate-all level 10",
-    );
+    lb.probe().expect(7, "probe before start");
+    lb.run("stop").expect(0, "stop before start");
+    lb.run("validate-all").expect(0, "validate-all");
+    lb.run_with("validate-all", &[("OCF_CHECK_LEVEL", "10")])
+        .expect(0, "validate-all level 10");
 
-    assert_code(&lb.run("start"), 0, "start");
+    lb.run("start").expect(0, "start");
     let master = lb.master_pid();
-    assert_code(&lb.run("start"), 0, "start again");
+    lb.run("start").expect(0, "start again");
     assert_eq!(
         lb.master_pid(),
         master,
         "a second start must not start another"
     );
     assert!(get(fe, "/", Duration::from_secs(5)).is_ok());
-    assert_code(&lb.probe(), 0, "probe while running");
-    assert_code(&lb.monitor(0), 0, "monitor depth 0");
-    assert_code(&lb.monitor(10), 0, "monitor depth 10");
+    lb.probe().expect(0, "probe while running");
+    lb.monitor(0).expect(0, "monitor depth 0");
+    lb.monitor(10).expect(0, "monitor depth 10");
     assert!(
         eventually(Duration::from_secs(5), || lb.monitor(20).code == 0),
         "depth 20 with the backend up: {:?}",
         lb.monitor(20)
     );
     let url = format!("http://127.0.0.1:{fe}/");
-    assert_code(
-        &lb.run_with(
-            "monitor",
-            &[
-                ("OCF_CHECK_LEVEL", "20"),
-                ("OCF_RESKEY_CRM_meta_interval", "10000"),
-                ("OCF_RESKEY_check_url", &url),
-            ],
-        ),
-        0,
-        "depth 20 with check_url",
-    );
+    lb.run_with(
+        "monitor",
+        &[
+            ("OCF_CHECK_LEVEL", "20"),
+            ("OCF_RESKEY_CRM_meta_interval", "10000"),
+            ("OCF_RESKEY_check_url", &url),
+        ],
+    )
+    .expect(0, "depth 20 with check_url");
     // The agent started it detached: the master is a session leader of its own.
     let sid = nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(master as i32))).expect("sid");
     assert_ne!(sid, nix::unistd::getsid(None).expect("own sid"));
 
     let worker = lb.worker_pid();
     let r = lb.run("reload");
-    assert_code(&r, 0, "reload");
+    r.expect(0, "reload");
     assert_ne!(lb.worker_pid(), worker, "reload must bring a new worker");
     assert_eq!(lb.master_pid(), master, "the master stays");
     assert!(get(fe, "/", Duration::from_secs(5)).is_ok());
 
-    assert_code(&lb.run("stop"), 0, "stop");
+    lb.run("stop").expect(0, "stop");
     assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
     assert!(!lb.pidfile().exists(), "pidfile left");
     assert!(!lb.socket().exists(), "socket left");
-    assert_code(&lb.monitor(0), 7, "monitor after stop");
-    assert_code(&lb.probe(), 7, "probe after stop");
-    assert_code(&lb.run("stop"), 0, "stop again");
-    assert_code(&lb.run("reload"), 7, "reload when stopped");
+    lb.monitor(0).expect(7, "monitor after stop");
+    lb.probe().expect(7, "probe after stop");
+    lb.run("stop").expect(0, "stop again");
+    lb.run("reload").expect(7, "reload when stopped");
 
     // Stop of a stopped instance needs no configuration file.
     std::fs::remove_file(lb.config_path()).expect("rm config");
-    assert_code(&lb.run("stop"), 0, "stop with the config missing");
-    assert_code(&lb.probe(), 7, "probe with the config missing");
+    lb.run("stop").expect(0, "stop with the config missing");
+    lb.probe().expect(7, "probe with the config missing");
 }
 
 #[test]
@@ -91,7 +85,7 @@ fn bad_input_gets_the_right_code_and_reason() {
     // A missing configuration file: 5, naming the parameter and the file.
     let missing = lb.dir.path().join("nope.cfg").display().to_string();
     let r = lb.run_with("start", &[("OCF_RESKEY_config", &missing)]);
-    assert_code(&r, 5, "missing config");
+    r.expect(5, "missing config");
     let reason = r.exit_reason().expect("reason");
     assert!(
         reason.contains("'config'") && reason.contains("nope.cfg"),
@@ -107,27 +101,27 @@ fn bad_input_gets_the_right_code_and_reason() {
             ("OCF_CHECK_LEVEL", "10"),
         ],
     );
-    assert_code(&r, 5, "missing conffile");
+    r.expect(5, "missing conffile");
 
     // A configuration this user cannot read: 4 (run as nobody; root reads everything).
     {
         use std::os::unix::fs::PermissionsExt;
-        use std::os::unix::process::CommandExt;
         let private = lb.dir.path().join("private.cfg");
         std::fs::write(&private, config(fe, &[free_port()])).expect("write");
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let out = std::process::Command::new(cloudha_tests::agent_bin("haproxy"))
-            .arg("start")
-            .env_clear()
-            .env("OCF_RESKEY_config", &private)
-            .env("HA_RSCTMP", lb.dir.path().join("nobody"))
-            .env("OCF_RESOURCE_INSTANCE", &lb.instance)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .expect("run as nobody");
-        let r = cloudha_tests::AgentRun::from(out);
-        assert_code(&r, 4, "unreadable config");
+        let private = private.display().to_string();
+        let nobody_state = lb.dir.path().join("nobody").display().to_string();
+        cloudha_tests::require_program("/usr/bin/setpriv");
+        let r = lb.run_wrapped(
+            std::path::Path::new("/usr/bin/setpriv"),
+            &["--reuid=65534", "--regid=65534", "--clear-groups"],
+            "start",
+            &[
+                ("OCF_RESKEY_config", &private),
+                ("HA_RSCTMP", &nobody_state),
+            ],
+        );
+        r.expect(4, "unreadable config");
         assert!(r.exit_reason().expect("reason").contains("private.cfg"));
     }
 
@@ -137,38 +131,35 @@ fn bad_input_gets_the_right_code_and_reason() {
         config(fe, &[free_port()])
     ));
     let r = lb.run("start");
-    assert_code(&r, 5, "config failing the check");
+    r.expect(5, "config failing the check");
     let reason = r.exit_reason().expect("reason");
     assert!(reason.contains("bogus_keyword"), "{reason}");
     let r = lb.run_with("validate-all", &[("OCF_CHECK_LEVEL", "10")]);
-    assert_code(&r, 5, "validate-all 10 on a bad config");
-    assert_code(
-        &lb.run("validate-all"),
-        0,
-        "validate-all 0 does not read the file",
-    );
+    r.expect(5, "validate-all 10 on a bad config");
+    lb.run("validate-all")
+        .expect(0, "validate-all 0 does not read the file");
     lb.write_config(&config(fe, &[free_port()]));
 
     // A missing binary: 5 on start; a probe still says 7.
     let r = lb.run_with("start", &[("OCF_RESKEY_binpath", "/usr/sbin/no-haproxy")]);
-    assert_code(&r, 5, "missing binary");
+    r.expect(5, "missing binary");
     assert!(r.exit_reason().expect("reason").contains("no-haproxy"));
     let r = lb.run_with("monitor", &[("OCF_RESKEY_binary", "/usr/sbin/no-haproxy")]);
-    assert_code(&r, 7, "probe with the binary missing");
+    r.expect(7, "probe with the binary missing");
 
     // Parameters wrong everywhere: 6.
     let r = lb.run_with("start", &[("OCF_RESKEY_config", "relative.cfg")]);
-    assert_code(&r, 6, "relative config");
+    r.expect(6, "relative config");
     let r = lb.run_with("validate-all", &[("OCF_RESKEY_extraconf", "-L 'node")]);
-    assert_code(&r, 6, "unbalanced extra_args");
+    r.expect(6, "unbalanced extra_args");
     assert!(r.exit_reason().expect("reason").contains("extraconf"));
     let r = lb.run_with("validate-all", &[("OCF_RESKEY_drain_time", "soon")]);
-    assert_code(&r, 6, "drain_time not an integer");
+    r.expect(6, "drain_time not an integer");
 
     // The frontend's port is taken by another program: the reason names the address.
     let holder = std::net::TcpListener::bind(("127.0.0.1", fe)).expect("hold the port");
     let r = lb.run("start");
-    assert_code(&r, 1, "port taken");
+    r.expect(1, "port taken");
     let reason = r.exit_reason().expect("reason");
     assert!(
         reason.contains(&format!("127.0.0.1:{fe}")) && reason.contains("Address already in use"),
@@ -185,15 +176,15 @@ fn bad_input_gets_the_right_code_and_reason() {
         "a failed start left {:?}",
         lb.processes()
     );
-    assert_code(&lb.probe(), 7, "probe after a failed start");
+    lb.probe().expect(7, "probe after a failed start");
     drop(holder);
-    assert_code(&lb.run("start"), 0, "start once the port is free");
+    lb.run("start").expect(0, "start once the port is free");
 
     // extra_args reach HAProxy as words, untouched by any shell.
     let r = lb.run("stop");
-    assert_code(&r, 0, "stop");
+    r.expect(0, "stop");
     lb.set("OCF_RESKEY_extra_args", "-L 'peer name' -dR");
-    assert_code(&lb.run("start"), 0, "start with extra_args");
+    lb.run("start").expect(0, "start with extra_args");
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", lb.master_pid())).expect("cmdline");
     let argv: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     assert!(
@@ -201,7 +192,59 @@ fn bad_input_gets_the_right_code_and_reason() {
         "{:?}",
         String::from_utf8_lossy(&cmdline)
     );
-    assert_code(&lb.run("stop"), 0, "stop");
+    lb.run("stop").expect(0, "stop");
+}
+
+#[test]
+fn parameters_wrong_everywhere_are_6_naming_the_parameter_as_written() {
+    use predicates::prelude::*;
+    use predicates::str::{contains, starts_with};
+    let fe = free_port();
+    let lb = Lb::new("params", &config(fe, &[free_port()]));
+    let long_socket = format!("/tmp/{}.sock", "s".repeat(100));
+    for action in ["validate-all", "start"] {
+        let run = |vars: &[(&str, &str)]| lb.run_with(action, vars);
+        run(&[("OCF_RESKEY_master_socket", &long_socket)])
+            .expect(6, "a master_socket longer than 107 bytes")
+            .reason(starts_with("parameter 'master_socket':").and(contains("107 bytes")));
+        run(&[("OCF_RESKEY_drain_time", "-5")])
+            .expect(6, "a negative drain_time")
+            .reason(starts_with("parameter 'drain_time': '-5'"));
+        run(&[("OCF_RESKEY_check_url", "https://127.0.0.1/health")])
+            .expect(6, "an https check_url")
+            .reason(starts_with("parameter 'check_url':").and(contains("https")));
+        run(&[("OCF_RESKEY_config", "relative.cfg")])
+            .expect(6, "a relative config")
+            .reason(starts_with(
+                "parameter 'config': 'relative.cfg' is not an absolute path",
+            ));
+        run(&[("OCF_RESKEY_binary", "sbin/haproxy")])
+            .expect(6, "a relative binary")
+            .reason(starts_with(
+                "parameter 'binary': 'sbin/haproxy' is not an absolute path",
+            ));
+        // The old shell agent's names are the names the reason uses.
+        run(&[
+            ("OCF_RESKEY_config", ""),
+            ("OCF_RESKEY_conffile", "relative"),
+        ])
+        .expect(6, "a relative conffile")
+        .reason(starts_with("parameter 'conffile': 'relative'"));
+        run(&[("OCF_RESKEY_binpath", "haproxy")])
+            .expect(6, "a relative binpath")
+            .reason(contains("'binpath'"));
+    }
+    // Nothing of that kind keeps a stop from succeeding or a probe from answering.
+    for vars in [
+        [("OCF_RESKEY_master_socket", long_socket.as_str())],
+        [("OCF_RESKEY_conffile", "relative")],
+    ] {
+        lb.run_with("stop", &vars)
+            .expect(0, "stop with a bad parameter");
+        lb.run_with("monitor", &vars)
+            .expect(7, "probe with a bad parameter");
+    }
+    assert!(lb.processes().is_empty());
 }
 
 #[test]
@@ -209,13 +252,13 @@ fn twenty_reloads_under_load_fail_no_request() {
     let (b1, b2) = (Backend::start(), Backend::start());
     let fe = free_port();
     let lb = Lb::new("reloads", &config(fe, &[b1.port, b2.port]));
-    assert_code(&lb.run("start"), 0, "start");
+    lb.run("start").expect(0, "start");
     let load = Load::start(fe, 4);
     assert!(eventually(Duration::from_secs(5), || load.ok() > 50));
     let mut workers = vec![lb.worker_pid()];
     for i in 0..20 {
         let r = lb.run("reload");
-        assert_code(&r, 0, &format!("reload {i}"));
+        r.expect(0, &format!("reload {i}"));
         let w = lb.worker_pid();
         assert!(!workers.contains(&w), "reload {i} brought no new worker");
         workers.push(w);
@@ -225,8 +268,8 @@ fn twenty_reloads_under_load_fail_no_request() {
     assert!(eventually(Duration::from_secs(5), || load.ok() > before + 50));
     let ok = load.finish_without_failures("during the reloads");
     assert!(ok > 200, "only {ok} requests were made");
-    assert_code(&lb.monitor(10), 0, "monitor after the reloads");
-    assert_code(&lb.run("stop"), 0, "stop");
+    lb.monitor(10).expect(0, "monitor after the reloads");
+    lb.run("stop").expect(0, "stop");
 }
 
 #[test]
@@ -235,7 +278,7 @@ fn a_failed_reload_keeps_the_old_worker_serving() {
     let fe = free_port();
     let good = config(fe, &[b.port]);
     let lb = Lb::new("badreload", &good);
-    assert_code(&lb.run("start"), 0, "start");
+    lb.run("start").expect(0, "start");
     let worker = lb.worker_pid();
     let load = Load::start(fe, 3);
     assert!(eventually(Duration::from_secs(5), || load.ok() > 20));
@@ -243,13 +286,14 @@ fn a_failed_reload_keeps_the_old_worker_serving() {
     // Fails the check: refused before the master is asked.
     lb.write_config(&format!("{good}    this_is_not_haproxy\n"));
     let r = lb.run("reload");
-    assert_ne!(r.code, 0, "a broken config must not reload");
+    r.expect(5, "a broken config must not reload");
     assert!(r
         .exit_reason()
         .expect("reason")
         .contains("this_is_not_haproxy"));
     assert_eq!(lb.worker_pid(), worker);
-    assert_code(&lb.monitor(10), 0, "nothing was tried: no failed reload");
+    lb.monitor(10)
+        .expect(0, "nothing was tried: no failed reload");
 
     let before = load.ok();
     assert!(eventually(Duration::from_secs(5), || load.ok() > before + 20));
@@ -264,19 +308,19 @@ fn a_failed_reload_keeps_the_old_worker_serving() {
         "{good}\nfrontend extra\n    bind 127.0.0.1:{port}\n    default_backend be\n"
     ));
     let r = lb.run("reload");
-    assert_code(&r, 1, "reload the master reports failed");
+    r.expect(1, "reload the master reports failed");
     assert!(r.exit_reason().expect("reason").contains("failed"));
     assert_eq!(lb.worker_pid(), worker, "the old worker keeps serving");
-    assert_code(&lb.monitor(10), 190, "depth 10 after a failed reload");
+    lb.monitor(10).expect(190, "depth 10 after a failed reload");
     let load = Load::start(fe, 3);
     assert!(eventually(Duration::from_secs(5), || load.ok() > 50));
     load.finish_without_failures("after the failed reload");
 
     drop(taken);
     lb.write_config(&good);
-    assert_code(&lb.run("reload"), 0, "reload of the repaired config");
-    assert_code(&lb.monitor(10), 0, "depth 10 after a good reload");
-    assert_code(&lb.run("stop"), 0, "stop");
+    lb.run("reload").expect(0, "reload of the repaired config");
+    lb.monitor(10).expect(0, "depth 10 after a good reload");
+    lb.run("stop").expect(0, "stop");
 }
 
 fn kill9(pid: u32) {
@@ -292,7 +336,7 @@ fn killed_worker_then_killed_master_are_noticed_and_start_recovers() {
     let b = Backend::start();
     let fe = free_port();
     let lb = Lb::new("crash", &config(fe, &[b.port]));
-    assert_code(&lb.run("start"), 0, "start");
+    lb.run("start").expect(0, "start");
 
     // kill -9 of the worker: HAProxy's master exits with it; the monitor reports a failure (1),
     // not a clean stop (7).
@@ -309,16 +353,16 @@ fn killed_worker_then_killed_master_are_noticed_and_start_recovers() {
         "{:?}",
         r
     );
-    assert_code(&lb.probe(), 1, "a probe sees the failure too");
-    assert_code(&lb.run("start"), 0, "start recovers");
-    assert_code(&lb.monitor(10), 0, "depth 10 after recovery");
+    lb.probe().expect(1, "a probe sees the failure too");
+    lb.run("start").expect(0, "start recovers");
+    lb.monitor(10).expect(0, "depth 10 after recovery");
     assert!(get(fe, "/", Duration::from_secs(5)).is_ok());
 
     // kill -9 of the master.
     kill9(lb.master_pid());
     assert!(eventually(Duration::from_secs(5), || lb.monitor(0).code == 1));
-    assert_code(&lb.run("start"), 0, "start recovers");
-    assert_code(&lb.monitor(10), 0, "depth 10 after recovery");
+    lb.run("start").expect(0, "start recovers");
+    lb.monitor(10).expect(0, "depth 10 after recovery");
     assert!(
         eventually(Duration::from_secs(5), || get(
             fe,
@@ -328,7 +372,7 @@ fn killed_worker_then_killed_master_are_noticed_and_start_recovers() {
         .is_ok()),
         "serving after recovery"
     );
-    assert_code(&lb.run("stop"), 0, "stop");
+    lb.run("stop").expect(0, "stop");
     assert!(lb.processes().is_empty());
 }
 
@@ -338,14 +382,14 @@ fn stop_lets_requests_finish_that_fit_the_drain_time() {
     let fe = free_port();
     let mut lb = Lb::new("drain", &config(fe, &[b.port]));
     lb.set("OCF_RESKEY_drain_time", "10");
-    assert_code(&lb.run("start"), 0, "start");
+    lb.run("start").expect(0, "start");
 
     let slow: Vec<_> = (0..3)
         .map(|_| std::thread::spawn(move || get(fe, "/slow/2000", Duration::from_secs(15))))
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
-    assert_code(&lb.run("stop"), 0, "stop");
+    lb.run("stop").expect(0, "stop");
     let took = t.elapsed();
     for s in slow {
         let r = s.join().expect("client");
@@ -366,14 +410,14 @@ fn stop_returns_within_its_deadline_when_requests_outlast_the_drain() {
     let fe = free_port();
     let mut lb = Lb::new("drainlong", &config(fe, &[b.port]));
     lb.set("OCF_RESKEY_drain_time", "60");
-    assert_code(&lb.run("start"), 0, "start");
+    lb.run("start").expect(0, "start");
     let slow = std::thread::spawn(move || get(fe, "/slow/20000", Duration::from_secs(30)));
     std::thread::sleep(Duration::from_millis(300));
     // drain_time is longer than the stop timeout: the timeout bounds it.
     let t = Instant::now();
     let r = lb.run_with("stop", &[("OCF_RESKEY_CRM_meta_timeout", "6000")]);
     let took = t.elapsed();
-    assert_code(&r, 0, "stop");
+    r.expect(0, "stop");
     assert!(
         took < Duration::from_secs(6),
         "stop took {took:?}, past its 6 s timeout"
@@ -389,15 +433,16 @@ fn stop_returns_within_its_deadline_when_requests_outlast_the_drain() {
 fn a_backend_with_all_servers_down_is_degraded_at_depth_20() {
     let fe = free_port();
     let lb = Lb::new("down", &config(fe, &[free_port(), free_port()]));
-    assert_code(&lb.run("start"), 0, "start");
+    lb.run("start").expect(0, "start");
     assert!(
         eventually(Duration::from_secs(5), || lb.monitor(20).code == 190),
         "depth 20: {:?}",
         lb.monitor(20)
     );
-    assert_code(&lb.monitor(10), 0, "depth 10 does not look at backends");
-    assert_code(&lb.monitor(0), 0, "depth 0 does not look at backends");
-    assert_code(&lb.run("stop"), 0, "stop");
+    lb.monitor(10)
+        .expect(0, "depth 10 does not look at backends");
+    lb.monitor(0).expect(0, "depth 0 does not look at backends");
+    lb.run("stop").expect(0, "stop");
 }
 
 #[test]
@@ -426,9 +471,10 @@ fn another_haproxy_is_never_adopted_or_touched() {
     assert!(eventually(Duration::from_secs(5), || foreign_procs().len() == 2));
     let foreign = foreign_procs();
 
-    assert_code(&lb.probe(), 7, "a foreign HAProxy is not this resource");
-    assert_code(&lb.run("stop"), 0, "stop with nothing of ours");
-    assert_code(&lb.run("start"), 0, "start beside it");
+    lb.probe()
+        .expect(7, "a foreign HAProxy is not this resource");
+    lb.run("stop").expect(0, "stop with nothing of ours");
+    lb.run("start").expect(0, "start beside it");
     // Our pidfile pointing at the foreign master (a recycled pid) is not believed.
     let ours = lb.master_pid();
     let foreign_master: u32 = std::fs::read_to_string(&foreign_pid)
@@ -437,10 +483,10 @@ fn another_haproxy_is_never_adopted_or_touched() {
         .parse()
         .expect("pid");
     std::fs::write(lb.pidfile(), format!("{foreign_master}\n")).expect("pidfile");
-    assert_code(&lb.monitor(0), 1, "a pid that is not ours");
+    lb.monitor(0).expect(1, "a pid that is not ours");
     std::fs::write(lb.pidfile(), format!("{ours}\n")).expect("pidfile");
-    assert_code(&lb.monitor(0), 0, "our master again");
-    assert_code(&lb.run("stop"), 0, "stop");
+    lb.monitor(0).expect(0, "our master again");
+    lb.run("stop").expect(0, "stop");
     assert!(lb.processes().is_empty());
     assert_eq!(foreign_procs(), foreign, "the foreign HAProxy was touched");
     for p in foreign {
@@ -475,39 +521,32 @@ fn ocf_tester_passes() {
 #[test]
 fn the_daemon_keeps_no_descriptor_the_agent_inherited() {
     use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
+    use std::os::unix::fs::OpenOptionsExt;
     let b = Backend::start();
     let fe = free_port();
     let lb = Lb::new("fds", &config(fe, &[b.port]));
-    // A pipe handed down to the agent alone as fd 40, as a caller's pipe may be (close-on-exec
-    // in this process, so that no other test's child inherits it).
-    let (read_end, write_end) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-            .expect("pipe");
-    let w = write_end.as_raw_fd();
-    let mut cmd = std::process::Command::new(cloudha_tests::agent_bin("haproxy"));
-    cmd.arg("start")
-        .env_clear()
-        .env("OCF_RESKEY_config", lb.config_path())
-        .env("HA_RSCTMP", lb.rsctmp())
-        .env("OCF_RESOURCE_INSTANCE", &lb.instance);
-    // SAFETY: dup2 is async-signal-safe; the duplicate has no close-on-exec flag.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(w, 40) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let r = cloudha_tests::AgentRun::from(cmd.output().expect("start"));
-    assert_code(&r, 0, "start");
-    drop(write_end);
+    // A pipe handed down to the agent alone as fd 40, as a caller's pipe may be: a FIFO whose
+    // write end a shell opens as fd 40 just before it execs the agent (nothing else holds it).
+    let fifo = lb.dir.path().join("inherited.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("fifo");
+    let read_end = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(&fifo)
+        .expect("read end");
+    let script = format!("exec 40>'{}'; exec \"$0\" \"$1\"", fifo.display());
+    let r = lb.run_wrapped(
+        std::path::Path::new("/bin/bash"),
+        &["-c", &script],
+        "start",
+        &[],
+    );
+    r.expect(0, "start");
     // EOF (0) only when no process holds the write end any more; EAGAIN while HAProxy keeps it.
     let mut buf = [0u8; 8];
     let got = nix::unistd::read(read_end.as_raw_fd(), &mut buf);
     assert_eq!(got, Ok(0), "HAProxy kept the agent's inherited pipe open");
-    assert_code(&lb.run("stop"), 0, "stop");
+    lb.run("stop").expect(0, "stop");
 }
 
 #[test]
@@ -532,13 +571,13 @@ fn an_anonymous_clone_is_one_instance_whatever_its_number() {
         vars.push(("OCF_RESKEY_CRM_meta_interval", interval));
         lb.run_with(action, &vars)
     };
-    assert_code(&run("start", "0", "0"), 0, "start as :0");
-    assert_code(&run("monitor", "1", "10000"), 0, "monitor as :1");
+    run("start", "0", "0").expect(0, "start as :0");
+    run("monitor", "1", "10000").expect(0, "monitor as :1");
     // A person names it without the number.
-    assert_code(&lb.monitor(10), 0, "monitor by the resource's name");
-    assert_code(&run("stop", "1", "0"), 0, "stop as :1");
+    lb.monitor(10).expect(0, "monitor by the resource's name");
+    run("stop", "1", "0").expect(0, "stop as :1");
     assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
-    assert_code(&run("monitor", "0", "0"), 7, "probe as :0");
+    run("monitor", "0", "0").expect(7, "probe as :0");
 }
 
 #[test]
@@ -548,18 +587,17 @@ fn runs_inside_a_network_namespace_of_its_own() {
     let ns = cloudha_tests::Netns::new("hap");
     let lb = Lb::new("netns", &config(8080, &[8081]));
     let interval = [("OCF_RESKEY_CRM_meta_interval", "10000")];
-    assert_code(
-        &lb.run_in("start", &[], Some(&ns)),
-        0,
-        "start in the namespace",
-    );
-    assert_code(&lb.run_in("monitor", &interval, Some(&ns)), 0, "monitor");
+    lb.run_in("start", &[], Some(&ns))
+        .expect(0, "start in the namespace");
+    lb.run_in("monitor", &interval, Some(&ns))
+        .expect(0, "monitor");
     let depth10 = [
         ("OCF_RESKEY_CRM_meta_interval", "10000"),
         ("OCF_CHECK_LEVEL", "10"),
     ];
-    assert_code(&lb.run_in("monitor", &depth10, Some(&ns)), 0, "depth 10");
-    assert_code(&lb.run_in("reload", &[], Some(&ns)), 0, "reload");
+    lb.run_in("monitor", &depth10, Some(&ns))
+        .expect(0, "depth 10");
+    lb.run_in("reload", &[], Some(&ns)).expect(0, "reload");
     let curl = ns
         .command("curl")
         .args([
@@ -574,11 +612,8 @@ fn runs_inside_a_network_namespace_of_its_own() {
         .expect("curl in the namespace");
     // No server behind it: HAProxy itself answers 503, proving it listens in the namespace.
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "503");
-    assert_code(&lb.run_in("stop", &[], Some(&ns)), 0, "stop");
+    lb.run_in("stop", &[], Some(&ns)).expect(0, "stop");
     assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
-    assert_code(
-        &lb.run_in("monitor", &interval, Some(&ns)),
-        7,
-        "monitor after stop",
-    );
+    lb.run_in("monitor", &interval, Some(&ns))
+        .expect(7, "monitor after stop");
 }

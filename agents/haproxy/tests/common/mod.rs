@@ -1,9 +1,13 @@
 //! What the haproxy agent's tests share: an instance of the agent with its own state directory
 //! and configuration, HTTP backends the test runs, and a bounded load generator. Everything is
-//! on loopback, on ports the kernel hands out.
+//! on loopback, on ports the kernel hands out. The agent runs only through `cloudha_tests::
+//! run_agent` (or `run_agent_args`, behind a wrapper program), and answers are checked with
+//! `AgentRun::expect`.
 #![allow(dead_code)]
 
-use cloudha_tests::{agent_bin, require_program, require_root, run_agent, AgentRun};
+use cloudha_tests::{
+    agent_bin, require_program, require_root, run_agent, run_agent_args, AgentRun,
+};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -248,6 +252,30 @@ impl Lb {
         self.run_in(action, more, None)
     }
 
+    /// The variables of an action: Pacemaker's, then `extra`, then `more` (each overriding).
+    fn vars(&self, more: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = vec![
+            (
+                "OCF_RESKEY_config".into(),
+                self.config_path().display().to_string(),
+            ),
+            ("HA_RSCTMP".into(), self.rsctmp().display().to_string()),
+            ("OCF_RESOURCE_INSTANCE".into(), self.instance.clone()),
+            ("OCF_RESOURCE_TYPE".into(), "haproxy".into()),
+            ("OCF_RESKEY_CRM_meta_timeout".into(), "20000".into()),
+        ];
+        let overrides = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(more.iter().copied());
+        for (k, v) in overrides {
+            vars.retain(|(name, _)| name != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
+        vars
+    }
+
     /// `run_with`, inside `netns` when given (`ip netns exec`: a new mount namespace each time).
     pub fn run_in(
         &self,
@@ -255,24 +283,30 @@ impl Lb {
         more: &[(&str, &str)],
         netns: Option<&cloudha_tests::Netns>,
     ) -> AgentRun {
-        let config = self.config_path().display().to_string();
-        let rsctmp = self.rsctmp().display().to_string();
-        let mut vars: Vec<(&str, &str)> = vec![
-            ("OCF_RESKEY_config", &config),
-            ("HA_RSCTMP", &rsctmp),
-            ("OCF_RESOURCE_INSTANCE", &self.instance),
-            ("OCF_RESOURCE_TYPE", "haproxy"),
-            ("OCF_RESKEY_CRM_meta_timeout", "20000"),
-        ];
-        for (k, v) in self.extra.iter() {
-            vars.retain(|(name, _)| name != k);
-            vars.push((k, v));
-        }
-        for (k, v) in more {
-            vars.retain(|(name, _)| name != k);
-            vars.push((k, v));
-        }
+        let vars = self.vars(more);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         run_agent(&agent_bin("haproxy"), action, &vars, netns)
+    }
+
+    /// The action run behind `wrapper`: `wrapper <wrapper_args…> <agent> <action>`, with the
+    /// same variables (a program that changes the user, or a shell that adds descriptors or
+    /// variables, then execs the agent).
+    pub fn run_wrapped(
+        &self,
+        wrapper: &Path,
+        wrapper_args: &[&str],
+        action: &str,
+        more: &[(&str, &str)],
+    ) -> AgentRun {
+        let agent = agent_bin("haproxy").display().to_string();
+        let args: Vec<&str> = wrapper_args
+            .iter()
+            .copied()
+            .chain([agent.as_str(), action])
+            .collect();
+        let vars = self.vars(more);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_agent_args(wrapper, &args, &vars, None)
     }
 
     pub fn run(&self, action: &str) -> AgentRun {
@@ -400,12 +434,4 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     f()
-}
-
-pub fn assert_code(run: &AgentRun, code: i32, what: &str) {
-    assert_eq!(
-        run.code, code,
-        "{what}: expected {code}, got {}\nstdout: {}\nstderr: {}",
-        run.code, run.stdout, run.stderr
-    );
 }
