@@ -48,17 +48,69 @@ pub fn read_token_file(path: &Path, param: &str, ctx: &Context) -> OcfResult<Sec
         }
         _ => OcfError::installed(format!("parameter '{param}': cannot read {shown}: {e}")),
     })?;
-    let token = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("");
-    if token.is_empty() {
-        return Err(OcfError::installed(format!(
-            "parameter '{param}': {shown} is empty on this node"
-        )));
-    }
+    let token = token_from_text(&text)
+        .map_err(|why| OcfError::installed(format!("parameter '{param}': {shown} {why}")))?;
     Ok(Secret::new(token))
+}
+
+/// The key of the YAML file that DigitalOcean keepalived setups keep (`/etc/digitalocean.yaml`).
+const YAML_KEY: &str = "apiToken";
+
+/// The token in a token file's text, or why there is none (words that never quote the file).
+///
+/// Two formats. Plain: the first line that is not blank and not a `#` comment is the token, a
+/// single word. YAML, as in `/etc/digitalocean.yaml`: otherwise the value of the top-level key
+/// `apiToken` (`apiToken: TOKEN`, `apiToken: "TOKEN"` or `apiToken: 'TOKEN'`, comments and
+/// other keys allowed). CRLF line ends and a byte-order mark are fine.
+fn token_from_text(text: &str) -> Result<&str, &'static str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let significant = |l: &&str| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    };
+    let Some(first) = text.lines().find(significant) else {
+        return Err("is empty on this node");
+    };
+    let first = first.trim();
+    if first != "---" && !first.contains(':') && !first.contains(char::is_whitespace) {
+        return Ok(first);
+    }
+    // YAML: a top-level key starts its line (an indented one belongs to another mapping).
+    let Some(value) = text.lines().find_map(|l| {
+        l.strip_prefix(YAML_KEY)?
+            .trim_start_matches([' ', '\t'])
+            .strip_prefix(':')
+    }) else {
+        return Err(
+            "holds neither a token on its first line nor a top-level 'apiToken:' key on this node",
+        );
+    };
+    let value = value.trim();
+    let token = match value.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            let Some((inside, after)) = value[1..].split_once(q) else {
+                return Err("has an 'apiToken:' value whose quote is not closed");
+            };
+            let after = after.trim_start();
+            if !after.is_empty() && !after.starts_with('#') {
+                return Err("has more text after the quoted 'apiToken:' value");
+            }
+            inside
+        }
+        // A comment starts with '#' after whitespace (or as the whole value).
+        _ if value.starts_with('#') => "",
+        _ => value
+            .split_once(" #")
+            .or_else(|| value.split_once("\t#"))
+            .map_or(value, |(v, _)| v.trim_end()),
+    };
+    if token.trim().is_empty() {
+        return Err("has an empty 'apiToken:' value on this node");
+    }
+    if token.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err("has an 'apiToken:' value with spaces or control characters in it");
+    }
+    Ok(token)
 }
 
 fn effective_uid() -> u32 {
@@ -154,5 +206,104 @@ mod tests {
             code(&dir.path().display().to_string()),
             OcfCode::ErrInstalled
         );
+    }
+
+    #[test]
+    fn plain_files_give_their_first_line() {
+        assert_eq!(token_from_text("dop_v1_abc"), Ok("dop_v1_abc"));
+        assert_eq!(token_from_text("dop_v1_abc\n"), Ok("dop_v1_abc"));
+        assert_eq!(
+            token_from_text("\n \n  dop_v1_abc  \nlater lines\n"),
+            Ok("dop_v1_abc")
+        );
+        assert_eq!(
+            token_from_text("# the API token\n\ndop_v1_abc\n"),
+            Ok("dop_v1_abc")
+        );
+        assert_eq!(token_from_text("dop_v1_abc\r\n"), Ok("dop_v1_abc"));
+        assert_eq!(
+            token_from_text("\r\n# c\r\ndop_v1_abc\r\n"),
+            Ok("dop_v1_abc")
+        );
+        assert_eq!(token_from_text("\u{feff}dop_v1_abc\n"), Ok("dop_v1_abc"));
+    }
+
+    #[test]
+    fn yaml_files_give_api_token() {
+        for text in [
+            "apiToken: dop_v1_abc\n",
+            "apiToken: dop_v1_abc",
+            "apiToken:dop_v1_abc\n",
+            "apiToken:   dop_v1_abc   \n",
+            "apiToken: \"dop_v1_abc\"\n",
+            "apiToken: 'dop_v1_abc'\n",
+            "apiToken : 'dop_v1_abc'\n",
+            "apiToken: dop_v1_abc # read-write, made 2016\n",
+            "apiToken: \"dop_v1_abc\"  # quoted\n",
+            "apiToken: 'dop_v1_abc'\t# quoted\n",
+            "# DigitalOcean\n---\napiToken: dop_v1_abc\n",
+            "region: nyc3\ndropletName: lb-1\napiToken: \"dop_v1_abc\"\nfloatingIp: 203.0.113.10\n",
+            "apiTokenFile: /nowhere\napiToken: dop_v1_abc\n",
+            "nested:\n  apiToken: dop_v1_other\napiToken: dop_v1_abc\n",
+            "apiToken: dop_v1_abc\r\n",
+            "region: nyc3\r\napiToken: 'dop_v1_abc'\r\n",
+            "\u{feff}apiToken: \"dop_v1_abc\"\r\n",
+        ] {
+            assert_eq!(token_from_text(text), Ok("dop_v1_abc"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn files_without_a_token_say_why_without_quoting_it() {
+        for (text, why) in [
+            ("", "is empty"),
+            (" \n\n\t\n", "is empty"),
+            ("\r\n\r\n", "is empty"),
+            ("# nothing yet\n", "is empty"),
+            ("apiToken:\n", "empty 'apiToken:'"),
+            ("apiToken: ''\n", "empty 'apiToken:'"),
+            ("apiToken: \"\"\r\n", "empty 'apiToken:'"),
+            ("apiToken: # to do\n", "empty 'apiToken:'"),
+            (
+                "region: nyc3\nfloatingIp: 203.0.113.10\n",
+                "neither a token",
+            ),
+            ("nested:\n  apiToken: dop_v1_secret\n", "neither a token"),
+            ("---\n", "neither a token"),
+            ("dop_v1_secret # mine\n", "neither a token"),
+            ("apiToken: 'dop_v1_secret\n", "not closed"),
+            ("apiToken: \"dop_v1_secret'\n", "not closed"),
+            ("apiToken: 'dop_v1_secret' extra\n", "more text"),
+            ("apiToken: dop_v1_secret trailing\n", "spaces"),
+            ("apiToken: 'dop_v1 secret'\n", "spaces"),
+        ] {
+            let e = token_from_text(text).expect_err(text);
+            assert!(e.contains(why), "{text:?}: {e}");
+            assert!(
+                !e.contains("dop_v1") && !e.contains("secret"),
+                "{text:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_yaml_token_file_works_and_stays_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = file(
+            dir.path(),
+            "digitalocean.yaml",
+            "region: nyc3\napiToken: \"dop_v1_yamlfile\"\n",
+            0o600,
+        );
+        let c = ctx(&[("OCF_RESKEY_api_token_file", &yaml)]);
+        assert_eq!(token(&c).unwrap().expose(), "dop_v1_yamlfile");
+        assert_eq!(c.log.scrub("x dop_v1_yamlfile y"), "x *** y");
+        let broken = file(dir.path(), "b.yaml", "apiToken: 'dop_v1_yamlfile\n", 0o600);
+        let e = token(&ctx(&[("OCF_RESKEY_api_token_file", &broken)])).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrInstalled);
+        assert!(e
+            .reason
+            .contains("b.yaml has an 'apiToken:' value whose quote is not closed"));
+        assert!(!e.reason.contains("dop_v1_yamlfile"), "{}", e.reason);
     }
 }
