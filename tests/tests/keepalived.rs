@@ -408,3 +408,22 @@ fn keepalived_elects_and_the_agents_move_the_ip() {
     }
     eprintln!("keepalived test: {:?} in all", began.elapsed());
 }
+
+/// The README's keepalived lines are the page's (and so the ones the test above runs).
+#[test]
+fn readme_shows_the_documented_keepalived_lines() {
+    let readme = std::fs::read_to_string(cloudha_tests::workspace_root().join("README.md"))
+        .expect("README.md");
+    let conf = doc_block(PRIMARY_CONF);
+    for key in ["script \"", "notify_master \""] {
+        let line = conf
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} line in the documented keepalived.conf"));
+        assert!(
+            readme.lines().any(|l| l.trim() == line),
+            "README.md must show the documented line {line:?}"
+        );
+    }
+}
