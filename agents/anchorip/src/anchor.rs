@@ -265,29 +265,38 @@ impl Wanted {
 pub struct Started {
     pub anchor: Anchor,
     pub added: bool,
+    /// The kernel's creation stamp of the address this agent added: an address there at stop
+    /// with another stamp was added again by someone else, and is not removed.
+    pub created: Option<u32>,
 }
 
 impl Started {
     pub const RECORD: &'static str = "started";
 
     pub fn to_record(&self) -> String {
-        format!(
+        let mut text = format!(
             "address={}\nnic={}\nadded={}\n",
             self.anchor,
             self.anchor.nic,
             if self.added { "yes" } else { "no" }
-        )
+        );
+        if let Some(c) = self.created {
+            text += &format!("created={c}\n");
+        }
+        text
     }
 
     pub fn from_record(text: &str) -> Option<Started> {
         let mut address = None;
         let mut nic = None;
         let mut added = None;
+        let mut created = None;
         for line in text.lines() {
             match line.split_once('=') {
                 Some(("address", v)) => address = Some(v),
                 Some(("nic", v)) => nic = Some(v),
                 Some(("added", v)) => added = Some(v == "yes"),
+                Some(("created", v)) => created = Some(v.parse().ok()?),
                 _ => {}
             }
         }
@@ -301,6 +310,7 @@ impl Started {
                 nic: nic?.to_string(),
             },
             added: added?,
+            created,
         })
     }
 }
@@ -401,12 +411,16 @@ mod tests {
                 nic: "eth0".into(),
             },
             added: true,
+            created: Some(4711),
         };
         assert_eq!(
             s.to_record(),
-            "address=2001:db8::7/64\nnic=eth0\nadded=yes\n"
+            "address=2001:db8::7/64\nnic=eth0\nadded=yes\ncreated=4711\n"
         );
-        assert_eq!(Started::from_record(&s.to_record()), Some(s));
+        assert_eq!(Started::from_record(&s.to_record()), Some(s.clone()));
+        // A record of the previous version (no creation stamp) still reads.
+        let old = Started::from_record("address=2001:db8::7/64\nnic=eth0\nadded=yes\n").unwrap();
+        assert_eq!(old.created, None);
         assert_eq!(Started::from_record("garbage"), None);
     }
 }

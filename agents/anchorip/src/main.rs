@@ -8,7 +8,7 @@ mod netlink;
 use anchor::{instance_fallback, Anchor, IpChoice, Started, Wanted};
 use cloudha_common::agent::{Agent, Context, Status};
 use cloudha_common::{ActionSpec, AgentSpec, InstanceState, OcfError, OcfResult, ParamSpec};
-use netlink::{IfAddr, Link, Rtnl};
+use netlink::{Link, Present, Rtnl};
 use std::io;
 use std::net::IpAddr;
 
@@ -98,7 +98,7 @@ fn read_started(ctx: &Context, state: &InstanceState) -> OcfResult<Option<Starte
 }
 
 /// `anchor`'s address as it is on its interface now (with any prefix), and that interface.
-fn find(nl: &mut Rtnl, anchor: &Anchor) -> OcfResult<(Option<Link>, Option<IfAddr>)> {
+fn find(nl: &mut Rtnl, anchor: &Anchor) -> OcfResult<(Option<Link>, Option<Present>)> {
     let Some(link) = nl
         .link(&anchor.nic)
         .map_err(|e| netlink_error(&format!("cannot read interface '{}'", anchor.nic), e))?
@@ -188,47 +188,32 @@ impl Agent for AnchorIp {
                 p.anchor, p.anchor.nic, anchor.nic
             ));
         }
-        let existing = nl.find(link.index, anchor.addr.addr).map_err(|e| {
-            netlink_error(&format!("cannot read the addresses of '{}'", link.name), e)
-        })?;
-        let message = match existing {
+        let read_error =
+            |e| netlink_error(&format!("cannot read the addresses of '{}'", link.name), e);
+        let existing = nl.find(link.index, anchor.addr.addr).map_err(read_error)?;
+        let (found, added) = match existing {
+            // Ours if a start of this instance added this very address (the kernel's creation
+            // stamp tells it from the same address removed and added again by someone else);
+            // otherwise the system's, or another resource's: left alone.
             Some(found) => {
-                // Ours if a start of this instance added it; otherwise the system's, left alone.
-                let added = previous.as_ref().is_some_and(|p| p.added && same(p));
-                if found.prefix != anchor.addr.prefix {
-                    ctx.log.warn(format!(
-                        "{} is on {} as /{}, not /{}: left as it is",
-                        anchor.addr.addr, link.name, found.prefix, anchor.addr.prefix
-                    ));
-                }
-                let record = Started {
-                    anchor: Anchor {
-                        addr: found,
-                        nic: anchor.nic.clone(),
-                    },
-                    added,
-                };
-                state.write(Started::RECORD, &record.to_record())?;
-                if added {
-                    format!("{} is on {} (added by anchorip)", record.anchor, link.name)
-                } else {
-                    format!(
-                        "{} is on {} (it was there already: stop leaves it)",
-                        record.anchor, link.name
-                    )
-                }
+                let ours = previous.as_ref().is_some_and(|p| {
+                    p.added && same(p) && p.created.is_none_or(|c| found.created == Some(c))
+                });
+                (found, ours)
             }
             None => {
                 // Record the intent first: if we are killed right after the kernel adds the
                 // address, the stop that follows still knows to remove it.
-                let record = Started {
+                let intent = Started {
                     anchor: anchor.clone(),
                     added: true,
+                    created: None,
                 };
-                state.write(Started::RECORD, &record.to_record())?;
-                match nl.add(link.index, anchor.addr) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                state.write(Started::RECORD, &intent.to_record())?;
+                let added = match nl.add(link.index, anchor.addr) {
+                    Ok(()) => true,
+                    // Someone else added it between our look and our add: theirs, not ours.
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
                     Err(e) => {
                         let _ = state.remove(Started::RECORD);
                         return Err(netlink_error(
@@ -236,20 +221,47 @@ impl Agent for AnchorIp {
                             e,
                         ));
                     }
-                }
-                let present = nl.find(link.index, anchor.addr.addr).map_err(|e| {
-                    netlink_error(&format!("cannot read the addresses of '{}'", link.name), e)
-                })?;
-                if present.is_none() {
+                };
+                let Some(found) = nl.find(link.index, anchor.addr.addr).map_err(read_error)? else {
                     let _ = state.remove(Started::RECORD);
                     return Err(OcfError::generic(format!(
                         "{anchor} was added to {} but is not there",
                         link.name
                     )));
+                };
+                if added {
+                    ctx.log.info(format!("added {anchor} to {}", link.name));
+                } else {
+                    ctx.log.warn(format!(
+                        "{} appeared on {} while anchorip was adding it: someone else's, left to them",
+                        anchor.addr.addr, link.name
+                    ));
                 }
-                ctx.log.info(format!("added {anchor} to {}", link.name));
-                format!("{anchor} is on {} (added by anchorip)", link.name)
+                (found, added)
             }
+        };
+        if found.addr.prefix != anchor.addr.prefix {
+            ctx.log.warn(format!(
+                "{} is on {} as /{}, not /{}: left as it is",
+                anchor.addr.addr, link.name, found.addr.prefix, anchor.addr.prefix
+            ));
+        }
+        let record = Started {
+            anchor: Anchor {
+                addr: found.addr,
+                nic: anchor.nic.clone(),
+            },
+            added,
+            created: found.created.filter(|_| added),
+        };
+        state.write(Started::RECORD, &record.to_record())?;
+        let message = if added {
+            format!("{} is on {} (added by anchorip)", record.anchor, link.name)
+        } else {
+            format!(
+                "{} is on {} (it was there already: stop leaves it)",
+                record.anchor, link.name
+            )
         };
         self.announce(ctx, &link, &anchor, wanted.arp_count);
         Ok(Status::ok(message))
@@ -280,16 +292,33 @@ impl Agent for AnchorIp {
         let mut nl = open_netlink(ctx)?;
         let (link, present) = find(&mut nl, anchor)?;
         let mut message = format!("{anchor} is not on {} (it was gone already)", anchor.nic);
-        if let Some(other) = present.filter(|p| p.prefix != anchor.addr.prefix) {
+        if let Some(other) = present.filter(|p| p.addr.prefix != anchor.addr.prefix) {
             // Replaced since the start by someone else's, with another prefix: not ours any more.
             ctx.log.warn(format!(
                 "{} is on {} as /{}, not the /{} anchorip added: left as it is",
-                anchor.addr.addr, anchor.nic, other.prefix, anchor.addr.prefix
+                anchor.addr.addr, anchor.nic, other.addr.prefix, anchor.addr.prefix
             ));
             state.remove(Started::RECORD)?;
             return Ok(Status::ok(format!(
                 "stopped; {}/{} stays on {}: anchorip did not add it",
-                other.addr, other.prefix, anchor.nic
+                other.addr.addr, other.addr.prefix, anchor.nic
+            )));
+        }
+        let recreated = match (started.created, present) {
+            (Some(ours), Some(now)) => now.created.is_some_and(|c| c != ours),
+            _ => false,
+        };
+        if recreated {
+            // Removed since the start and added again, by someone else (another resource).
+            ctx.log.warn(format!(
+                "{anchor} on {} is not the address anchorip added (that one was removed, and \
+                 this one added since): left as it is",
+                anchor.nic
+            ));
+            state.remove(Started::RECORD)?;
+            return Ok(Status::ok(format!(
+                "stopped; {anchor} stays on {}: it was added again since, not by this resource",
+                anchor.nic
             )));
         }
         if let (Some(link), Some(_)) = (link, present) {

@@ -7,7 +7,7 @@ use netlink_packet_core::{
     NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -35,6 +35,19 @@ pub struct Link {
 pub struct IfAddr {
     pub addr: IpAddr,
     pub prefix: u8,
+}
+
+/// An address as the kernel has it on one interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Present {
+    /// The interface's index.
+    pub index: u32,
+    pub addr: IfAddr,
+    /// IPv4: the broadcast address set with it, if any.
+    pub broadcast: Option<Ipv4Addr>,
+    /// When the kernel created this address (`ifa_cacheinfo.cstamp`, hundredths of a second
+    /// since boot): tells the address someone added apart from the same address added again.
+    pub created: Option<u32>,
 }
 
 /// A route netlink socket, bound and connected to the kernel.
@@ -204,7 +217,7 @@ impl Rtnl {
     }
 
     /// The addresses of the family of `like` on the interface `index`.
-    pub fn addresses(&mut self, index: u32, like: IpAddr) -> io::Result<Vec<IfAddr>> {
+    pub fn addresses(&mut self, index: u32, like: IpAddr) -> io::Result<Vec<Present>> {
         let mut msg = AddressMessage::default();
         msg.header.family = family(like);
         msg.header.index = index;
@@ -221,17 +234,28 @@ impl Rtnl {
             // point-to-point link); IPv6 has only IFA_ADDRESS.
             let mut local = None;
             let mut address = None;
+            let mut broadcast = None;
+            let mut created = None;
             for attr in &a.attributes {
                 match attr {
                     AddressAttribute::Local(ip) => local = Some(*ip),
                     AddressAttribute::Address(ip) => address = Some(*ip),
+                    AddressAttribute::Broadcast(b) => broadcast = Some(*b),
+                    AddressAttribute::CacheInfo(CacheInfo { cstamp, .. }) => {
+                        created = Some(*cstamp)
+                    }
                     _ => {}
                 }
             }
             if let Some(addr) = local.or(address) {
-                found.push(IfAddr {
-                    addr,
-                    prefix: a.header.prefix_len,
+                found.push(Present {
+                    index: a.header.index,
+                    addr: IfAddr {
+                        addr,
+                        prefix: a.header.prefix_len,
+                    },
+                    broadcast,
+                    created,
                 });
             }
         }
@@ -239,11 +263,11 @@ impl Rtnl {
     }
 
     /// The address `addr` on interface `index`, whatever its prefix.
-    pub fn find(&mut self, index: u32, addr: IpAddr) -> io::Result<Option<IfAddr>> {
+    pub fn find(&mut self, index: u32, addr: IpAddr) -> io::Result<Option<Present>> {
         Ok(self
             .addresses(index, addr)?
             .into_iter()
-            .find(|a| a.addr == addr))
+            .find(|a| a.addr.addr == addr))
     }
 
     fn address_message(index: u32, a: IfAddr) -> AddressMessage {

@@ -388,3 +388,80 @@ fn concurrent_starts_of_one_instance_agree_on_who_added_it() {
         );
     }
 }
+
+#[test]
+fn two_resources_starting_one_address_at_once_never_both_claim_it() {
+    // Two different resources for one address (a mistake, or two configurations in transition),
+    // started at the same moment: both may find the address absent, both ask the kernel to add
+    // it, one gets EEXIST. Only the one whose add succeeded may record it as its own, or the
+    // other's stop removes the address from under the first.
+    let ns = Netns::new("a-claim");
+    let params = [("ip", "10.17.1.18"), ("nic", "lo")];
+    for round in 0..40 {
+        let a = Rsc::new(&ns, "claim-a", &params);
+        let b = Rsc::new(&ns, "claim-b", &params);
+        let (ra, rb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| a.start());
+            let tb = s.spawn(|| b.start());
+            (ta.join().expect("start a"), tb.join().expect("start b"))
+        });
+        expect(&ra, 0, &format!("start a, round {round}"));
+        expect(&rb, 0, &format!("start b, round {round}"));
+        let claims = [a.claims(), b.claims()];
+        assert_eq!(
+            claims.iter().filter(|c| **c).count(),
+            1,
+            "round {round}: exactly one of the two added the address, but the records say \
+             a={} b={}\na: {:?}\nb: {:?}",
+            claims[0],
+            claims[1],
+            a.record(),
+            b.record()
+        );
+        // The resource that did not add it leaves it on stop; the other one removes it.
+        let (owner, other) = if claims[0] { (&a, &b) } else { (&b, &a) };
+        expect(&other.stop(), 0, "stop of the resource that did not add it");
+        assert!(
+            ns.addresses("lo").contains(&"10.17.1.18/32".to_string()),
+            "round {round}: the stop of a resource that did not add the address removed it"
+        );
+        expect(&owner.stop(), 0, "stop of the resource that added it");
+        assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
+    }
+}
+
+#[test]
+fn a_stale_claim_does_not_remove_another_resources_address() {
+    // Resource A added the address; it was removed behind the cluster's back; resource B (another
+    // resource for the same address) added it again. A's record still says "added": its stop must
+    // not take B's address away, because the address now there is not the one A added.
+    let ns = Netns::new("a-stale");
+    for (ip, shown) in [
+        ("10.17.1.18", "10.17.1.18/32"),
+        ("2001:db8::18", "2001:db8::18/128"),
+    ] {
+        let params = [("ip", ip), ("nic", "lo")];
+        let a = Rsc::new(&ns, "stale-a", &params);
+        let b = Rsc::new(&ns, "stale-b", &params);
+        expect(&a.start(), 0, "start a");
+        assert!(a.claims());
+        ns.ip(&["addr", "del", shown, "dev", "lo"]);
+        // The kernel stamps an address's creation in hundredths of a second: let the clock move.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        expect(&b.start(), 0, "start b");
+        assert!(b.claims(), "b added {shown}: {:?}", b.record());
+        expect(&a.stop(), 0, "stop a");
+        assert!(
+            ns.addresses("lo").contains(&shown.to_string()),
+            "a's stop removed the {shown} that b added"
+        );
+        // A start of A now finds B's address: not A's to claim.
+        expect(&a.start(), 0, "start a again");
+        assert!(!a.claims(), "a claims b's {shown}: {:?}", a.record());
+        expect(&a.stop(), 0, "stop a again");
+        assert!(ns.addresses("lo").contains(&shown.to_string()));
+        expect(&b.monitor(), 0, "b still running");
+        expect(&b.stop(), 0, "stop b");
+        assert!(!ns.addresses("lo").contains(&shown.to_string()));
+    }
+}
