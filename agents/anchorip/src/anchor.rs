@@ -3,11 +3,13 @@
 //! Also the record of what a start did, kept in the instance state.
 
 use crate::netlink::IfAddr;
+use cloudha_common::deadline::Backoff;
 use cloudha_common::http::MetadataService;
 use cloudha_common::url::HttpUrl;
 use cloudha_common::{Deadline, OcfError, OcfResult, Params};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 /// Where the anchor IP and its netmask live under the metadata service's base URL.
 pub const ANCHOR_ADDRESS_PATH: &str = "interfaces/public/0/anchor_ipv4/address";
@@ -55,18 +57,9 @@ pub fn instance_fallback(params: &Params) -> String {
     format!("{ip}@{nic}")
 }
 
-/// Parse the `ip` parameter.
-pub fn parse_ip(value: &str) -> OcfResult<IpChoice> {
-    let value = value.trim();
-    if value.eq_ignore_ascii_case("auto") {
-        return Ok(IpChoice::Auto);
-    }
-    let addr: IpAddr = value.parse().map_err(|_| {
-        OcfError::configured(format!(
-            "parameter 'ip': '{value}' is not an IPv4 or IPv6 address (nor 'auto')"
-        ))
-    })?;
-    let unusable = match addr {
+/// Why an interface cannot hold `addr`, if it cannot.
+pub fn unusable(addr: IpAddr) -> Option<&'static str> {
+    match addr {
         IpAddr::V4(v4) => {
             if v4.is_unspecified() {
                 Some("the unspecified address")
@@ -87,8 +80,21 @@ pub fn parse_ip(value: &str) -> OcfResult<IpChoice> {
                 None
             }
         }
-    };
-    match unusable {
+    }
+}
+
+/// Parse the `ip` parameter.
+pub fn parse_ip(value: &str) -> OcfResult<IpChoice> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("auto") {
+        return Ok(IpChoice::Auto);
+    }
+    let addr: IpAddr = value.parse().map_err(|_| {
+        OcfError::configured(format!(
+            "parameter 'ip': '{value}' is not an IPv4 or IPv6 address (nor 'auto')"
+        ))
+    })?;
+    match unusable(addr) {
         Some(what) => Err(OcfError::configured(format!(
             "parameter 'ip': '{value}' is {what}, which an interface cannot hold"
         ))),
@@ -203,29 +209,28 @@ impl Wanted {
     }
 
     /// The address to put in place. For `ip=auto` this reads the metadata service, retrying
-    /// until `deadline`: a service that does not answer is a failure here (1), never a
-    /// configuration error; a droplet without an anchor IP lacks something on this node (5).
+    /// until `deadline`: a service that does not answer, or answers something an interface
+    /// cannot hold, is a failure here (1), never a configuration error; a droplet without an
+    /// anchor IP lacks something on this node (5).
     pub fn resolve(&self, deadline: &Deadline) -> OcfResult<Anchor> {
         let (addr, prefix) = match self.ip {
             IpChoice::Explicit(a) => (a, self.prefix.unwrap_or(if a.is_ipv6() { 128 } else { 32 })),
             IpChoice::Auto => {
                 let service = MetadataService::new(&self.metadata_url);
-                let addr = self.read_v4(&service, ANCHOR_ADDRESS_PATH, deadline)?;
-                let prefix = match self.prefix {
-                    Some(p) => p,
-                    None => {
-                        let mask = self.read_v4(&service, ANCHOR_NETMASK_PATH, deadline)?;
-                        netmask_prefix(mask)
-                            .filter(|p| *p > 0)
-                            .ok_or_else(|| {
-                                OcfError::generic(format!(
-                                    "parameter 'ip' is 'auto', but the metadata service answered '{mask}' at {}, which is not a netmask",
-                                    service.url(ANCHOR_NETMASK_PATH)
-                                ))
-                            })?
+                let mut backoff =
+                    Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
+                loop {
+                    let problem = match self.read_anchor(&service, deadline) {
+                        Ok((addr, prefix)) => break (IpAddr::V4(addr), prefix),
+                        Err(Attempt::Final(e)) => return Err(e),
+                        Err(Attempt::Again(problem)) => problem,
+                    };
+                    if !deadline.sleep(backoff.next_delay()) {
+                        return Err(OcfError::generic(format!(
+                            "parameter 'ip' is 'auto', but the metadata service {problem}"
+                        )));
                     }
-                };
-                (IpAddr::V4(addr), prefix)
+                }
             }
         };
         Ok(Anchor {
@@ -234,29 +239,87 @@ impl Wanted {
         })
     }
 
-    fn read_v4(
+    /// One reading of the anchor IP and its netmask (the netmask only when `cidr_netmask` is
+    /// not given), each answer checked as an explicit `ip` and `cidr_netmask` would be.
+    fn read_anchor(
         &self,
         service: &MetadataService,
-        path: &str,
         deadline: &Deadline,
-    ) -> OcfResult<Ipv4Addr> {
-        let url = service.url(path);
-        match service.get_retrying(path, deadline) {
-            Ok(Some(text)) => text.trim().parse::<Ipv4Addr>().map_err(|_| {
-                OcfError::generic(format!(
-                    "parameter 'ip' is 'auto', but the metadata service answered '{}' at {url}, which is not an IPv4 address",
-                    text.chars().take(40).collect::<String>()
-                ))
-            }),
-            Ok(None) => Err(OcfError::installed(format!(
-                "parameter 'ip' is 'auto', but this droplet has no anchor IP ({url} answered 404; droplets made before October 2015 and custom images have none): set 'ip' to the address"
+    ) -> Result<(Ipv4Addr, u8), Attempt> {
+        let text = read_text(service, ANCHOR_ADDRESS_PATH, deadline)?;
+        let url = service.url(ANCHOR_ADDRESS_PATH);
+        let addr = match text.parse::<Ipv4Addr>() {
+            Err(_) => {
+                return Err(Attempt::Again(format!(
+                    "answered '{}' at {url} until the timeout, which is not an IPv4 address",
+                    shown(&text)
+                )))
+            }
+            Ok(a) => match unusable(IpAddr::V4(a)) {
+                Some(what) => {
+                    return Err(Attempt::Again(format!(
+                        "answered '{a}' at {url} until the timeout: {what}, which an interface \
+                         cannot hold"
+                    )))
+                }
+                None => a,
+            },
+        };
+        if let Some(p) = self.prefix {
+            return Ok((addr, p));
+        }
+        let text = read_text(service, ANCHOR_NETMASK_PATH, deadline)?;
+        match text
+            .parse()
+            .ok()
+            .and_then(netmask_prefix)
+            .filter(|p| *p > 0)
+        {
+            Some(p) => Ok((addr, p)),
+            None => Err(Attempt::Again(format!(
+                "answered '{}' at {} until the timeout, which is not a netmask",
+                shown(&text),
+                service.url(ANCHOR_NETMASK_PATH)
             ))),
-            Err(e) => Err(OcfError::generic(format!(
-                "parameter 'ip' is 'auto', but the metadata service could not be read before the timeout: {}",
-                e.detail
-            ) + &format!(" ({url})"))),
         }
     }
+}
+
+/// How one reading of the metadata service went wrong.
+enum Attempt {
+    /// Worth another try within the deadline; the words finish "the metadata service …".
+    Again(String),
+    /// An answer that will not change (404: no anchor IP on this droplet).
+    Final(OcfError),
+}
+
+/// One read of `path`: its text, or why not.
+fn read_text(
+    service: &MetadataService,
+    path: &str,
+    deadline: &Deadline,
+) -> Result<String, Attempt> {
+    let url = service.url(path);
+    match service.get(path, deadline) {
+        Ok(Some(text)) => Ok(text.trim().to_string()),
+        Ok(None) => Err(Attempt::Final(OcfError::installed(format!(
+            "parameter 'ip' is 'auto', but this droplet has no anchor IP ({url} answered 404; \
+             droplets made before October 2015 and custom images have none): set 'ip' to the \
+             address"
+        )))),
+        Err(e) => Err(Attempt::Again(format!(
+            "could not be read before the timeout: {} ({url})",
+            e.detail
+        ))),
+    }
+}
+
+/// An answer as quoted in a reason: its first 40 characters, on one line.
+fn shown(text: &str) -> String {
+    text.chars()
+        .take(40)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// What a start did, remembered until the stop: the address, where, and whether this agent
