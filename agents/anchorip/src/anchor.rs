@@ -1,7 +1,9 @@
 //! What the parameters ask for (an address, its prefix, an interface), checked without touching
 //! the system, and resolved (`ip=auto`: the DigitalOcean metadata service) when an action needs it.
+//! Where the address goes when `nic` or `cidr_netmask` is not given is `discover`'s business.
 //! Also the record of what a start did, kept in the instance state.
 
+use crate::discover::Broadcast;
 use crate::netlink::IfAddr;
 use cloudha_common::deadline::Backoff;
 use cloudha_common::http::MetadataService;
@@ -29,7 +31,10 @@ pub struct Wanted {
     pub ip: IpChoice,
     /// `cidr_netmask` when given.
     pub prefix: Option<u8>,
-    pub nic: String,
+    /// `nic` when given (`eth0` for `ip=auto`); None: the interface whose subnet holds the address.
+    pub nic: Option<String>,
+    /// `broadcast` when given (IPv4).
+    pub broadcast: Option<Broadcast>,
     pub arp_count: u32,
     pub metadata_url: String,
 }
@@ -48,12 +53,12 @@ impl fmt::Display for Anchor {
 }
 
 /// The name the state and the lock go by when no cluster names the instance (a person running
-/// the agent by hand): the same parameters find the same state.
+/// the agent by hand): the same parameters find the same state. Without `nic`: `ip@any`.
 pub fn instance_fallback(params: &Params) -> String {
     let ip = params.get("ip").unwrap_or("unset");
     let nic = params
         .get("nic")
-        .unwrap_or(if ip == "auto" { "eth0" } else { "lo" });
+        .unwrap_or(if ip == "auto" { "eth0" } else { "any" });
     format!("{ip}@{nic}")
 }
 
@@ -81,6 +86,11 @@ pub fn unusable(addr: IpAddr) -> Option<&'static str> {
             }
         }
     }
+}
+
+/// An IPv6 link-local address (fe80::/10): it means nothing without its interface.
+pub fn is_link_local(addr: IpAddr) -> bool {
+    matches!(addr, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// Parse the `ip` parameter.
@@ -144,6 +154,20 @@ pub fn parse_prefix(value: &str, v6: bool) -> OcfResult<u8> {
     Ok(prefix as u8)
 }
 
+/// Parse `broadcast` (IPv4 only): an address, or `+` / `-` (the host bits of the prefix set or
+/// cleared), as IPaddr2 takes it.
+pub fn parse_broadcast(value: &str) -> OcfResult<Broadcast> {
+    match value.trim() {
+        "+" => Ok(Broadcast::HostBitsSet),
+        "-" => Ok(Broadcast::HostBitsCleared),
+        v => v.parse::<Ipv4Addr>().map(Broadcast::Address).map_err(|_| {
+            OcfError::configured(format!(
+                "parameter 'broadcast': '{v}' is not an IPv4 address (nor '+' or '-')"
+            ))
+        }),
+    }
+}
+
 /// Interface names as the kernel accepts them: 1-15 bytes, no '/', ':' or whitespace.
 pub fn check_nic(name: &str) -> OcfResult<()> {
     let ok = !name.is_empty()
@@ -175,11 +199,31 @@ impl Wanted {
             (Some(v), IpChoice::Auto) => Some(parse_prefix(v, false)?),
         };
         let nic = match params.get("nic") {
-            Some(n) => n.trim().to_string(),
-            None if ip == IpChoice::Auto => "eth0".to_string(),
-            None => "lo".to_string(),
+            Some(n) => Some(n.trim().to_string()),
+            None if ip == IpChoice::Auto => Some("eth0".to_string()),
+            None => None,
         };
-        check_nic(&nic)?;
+        if let Some(nic) = &nic {
+            check_nic(nic)?;
+        }
+        if let (IpChoice::Explicit(a), None) = (ip, &nic) {
+            if is_link_local(a) {
+                return Err(OcfError::configured(format!(
+                    "parameter 'nic' is required for the link-local address {a}: it exists only \
+                     on the interface it is given"
+                )));
+            }
+        }
+        let broadcast = match (params.get("broadcast"), ip) {
+            (None, _) => None,
+            (Some(v), IpChoice::Explicit(IpAddr::V6(_))) => {
+                return Err(OcfError::configured(format!(
+                    "parameter 'broadcast': '{}' is for an IPv4 address; IPv6 has no broadcast",
+                    v.trim()
+                )))
+            }
+            (Some(v), _) => Some(parse_broadcast(v)?),
+        };
         let arp_count = params.integer("arp_count")?.unwrap_or(0);
         let arp_count = u32::try_from(arp_count)
             .ok()
@@ -203,25 +247,27 @@ impl Wanted {
             ip,
             prefix,
             nic,
+            broadcast,
             arp_count,
             metadata_url,
         })
     }
 
-    /// The address to put in place. For `ip=auto` this reads the metadata service, retrying
-    /// until `deadline`: a service that does not answer, or answers something an interface
-    /// cannot hold, is a failure here (1), never a configuration error; a droplet without an
-    /// anchor IP lacks something on this node (5).
-    pub fn resolve(&self, deadline: &Deadline) -> OcfResult<Anchor> {
-        let (addr, prefix) = match self.ip {
-            IpChoice::Explicit(a) => (a, self.prefix.unwrap_or(if a.is_ipv6() { 128 } else { 32 })),
+    /// The address to put in place, and its prefix when known (`cidr_netmask`; for `ip=auto`
+    /// the metadata netmask). For `ip=auto` this reads the metadata service, retrying until
+    /// `deadline`: a service that does not answer, or answers something an interface cannot
+    /// hold, is a failure here (1), never a configuration error; a droplet without an anchor IP
+    /// lacks something on this node (5).
+    pub fn resolve(&self, deadline: &Deadline) -> OcfResult<(IpAddr, Option<u8>)> {
+        match self.ip {
+            IpChoice::Explicit(a) => Ok((a, self.prefix)),
             IpChoice::Auto => {
                 let service = MetadataService::new(&self.metadata_url);
                 let mut backoff =
                     Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
                 loop {
                     let problem = match self.read_anchor(&service, deadline) {
-                        Ok((addr, prefix)) => break (IpAddr::V4(addr), prefix),
+                        Ok((addr, prefix)) => return Ok((IpAddr::V4(addr), Some(prefix))),
                         Err(Attempt::Final(e)) => return Err(e),
                         Err(Attempt::Again(problem)) => problem,
                     };
@@ -232,11 +278,7 @@ impl Wanted {
                     }
                 }
             }
-        };
-        Ok(Anchor {
-            addr: IfAddr { addr, prefix },
-            nic: self.nic.clone(),
-        })
+        }
     }
 
     /// One reading of the anchor IP and its netmask (the netmask only when `cidr_netmask` is
@@ -411,6 +453,40 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn broadcast_as_ipaddr2_takes_it() {
+        assert_eq!(
+            parse_broadcast("192.0.2.255").unwrap(),
+            Broadcast::Address("192.0.2.255".parse().unwrap())
+        );
+        assert_eq!(parse_broadcast("+").unwrap(), Broadcast::HostBitsSet);
+        assert_eq!(parse_broadcast(" - ").unwrap(), Broadcast::HostBitsCleared);
+        let e = parse_broadcast("192.0.2").unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert_eq!(
+            e.reason,
+            "parameter 'broadcast': '192.0.2' is not an IPv4 address (nor '+' or '-')"
+        );
+    }
+
+    #[test]
+    fn link_local_and_unusable_addresses() {
+        assert!(is_link_local("fe80::2".parse().unwrap()));
+        assert!(is_link_local("febf::2".parse().unwrap()));
+        assert!(!is_link_local("fec0::2".parse().unwrap()));
+        assert!(!is_link_local("2001:db8::2".parse().unwrap()));
+        assert!(!is_link_local("169.254.1.1".parse().unwrap()));
+        assert_eq!(
+            unusable("224.0.0.5".parse().unwrap()),
+            Some("a multicast address")
+        );
+        assert_eq!(
+            unusable("0.0.0.0".parse().unwrap()),
+            Some("the unspecified address")
+        );
+        assert_eq!(unusable("10.17.0.5".parse().unwrap()), None);
     }
 
     #[test]

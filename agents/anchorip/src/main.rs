@@ -3,11 +3,13 @@
 
 mod anchor;
 mod arp;
+mod discover;
 mod netlink;
 
 use anchor::{instance_fallback, Anchor, IpChoice, Started, Wanted};
 use cloudha_common::agent::{Agent, Context, Status};
 use cloudha_common::{ActionSpec, AgentSpec, InstanceState, OcfError, OcfResult, ParamSpec};
+use discover::{Placement, Refusal};
 use netlink::{Link, Present, Rtnl};
 use std::io;
 use std::net::IpAddr;
@@ -20,9 +22,11 @@ static SPEC: AgentSpec = AgentSpec {
     longdesc: "Puts an IPv4 or IPv6 address on a local interface and keeps it there, for a load \
 balancer to bind to. On DigitalOcean the traffic of a floating (reserved) IP arrives on the \
 droplet's anchor IP, a private address on eth0: ip=auto reads it from the metadata service. On \
-Exoscale and Linode a shared IP must sit on lo as /32 (IPv6: a /64 or /56 range). Clone it on \
-every balancer and order HAProxy after it. Stop removes only an address that this agent added: \
-an address the system configured (as cloud-init does for the anchor IP) stays.",
+Exoscale and Linode a shared IP must sit on lo as /32 (nic=lo; IPv6: a /64 or /56 range). \
+Without nic, the address goes where IPaddr2 puts it: on the interface whose subnet holds it, \
+with that subnet's prefix. Clone it on every balancer and order HAProxy after it. Stop removes \
+only an address that this agent added: an address the system configured (as cloud-init does \
+for the anchor IP) stays.",
     params: &[
         ParamSpec::string("ip")
             .required()
@@ -37,13 +41,27 @@ metadata service (interfaces/public/0/anchor_ipv4/address and .../netmask).",
             .short("prefix length")
             .long(
                 "The prefix length of the address (24, or /24; for IPv4 also a dotted \
-netmask such as 255.255.0.0). Default: 32 for IPv4 and 128 for IPv6; with ip=auto the netmask \
-the metadata service gives.",
+netmask such as 255.255.0.0). Default: the prefix of the subnet that holds the address (on \
+nic, when given); 32 or 128 on a loopback nic (lo); with ip=auto the netmask the metadata \
+service gives. Without nic, the subnet that holds the address must hold all of ip/cidr_netmask \
+(IPv6: have exactly this prefix).",
             ),
         ParamSpec::string("nic").short("interface").long(
-            "The interface that holds the address. Default: lo for an explicit ip, \
-eth0 for ip=auto. It must exist on the node (else the node cannot run the resource: 5).",
+            "The interface that holds the address. Default: as IPaddr2, the interface \
+whose configured subnet holds the address (the longest prefix wins); an address that no \
+subnet holds needs nic (and, except on lo, cidr_netmask): start fails (1) and names the \
+subnets it looked at. ip=auto: eth0. Required for an IPv6 link-local address. It must exist on \
+the node (else the node cannot run the resource: 5). nic and cidr_netmask together put the \
+address there whatever the subnets.",
         ),
+        ParamSpec::string("broadcast")
+            .short("broadcast address")
+            .long(
+                "IPv4: the broadcast address to add the address with, as IPaddr2 takes it: \
+an address, or + (the host bits of the prefix set) or - (cleared). Default: the broadcast \
+address of the subnet that holds the address; when none does (nic and cidr_netmask forced \
+it), what + gives.",
+            ),
         ParamSpec::string("metadata_url")
             .default(cloudha_common::http::DEFAULT_METADATA_URL)
             .short("metadata service")
@@ -92,6 +110,25 @@ fn require_link(nl: &mut Rtnl, nic: &str) -> OcfResult<Link> {
         })
 }
 
+/// Where the parameters put `addr`: `discover`'s decision, as an OCF error when there is none.
+fn place(nl: &mut Rtnl, wanted: &Wanted, addr: IpAddr, prefix: Option<u8>) -> OcfResult<Placement> {
+    let req = discover::Request {
+        addr,
+        prefix,
+        nic: wanted.nic.as_deref(),
+        broadcast: wanted.broadcast,
+    };
+    match discover::place(nl, &req) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(Refusal::NoSuchNic(nic))) => Err(OcfError::installed(format!(
+            "parameter 'nic': interface '{nic}' does not exist on this node"
+        ))),
+        // Not 6: another node may well have the subnet.
+        Ok(Err(Refusal::NoSubnet(why))) => Err(OcfError::generic(why)),
+        Err(e) => Err(netlink_error("cannot read the interfaces and addresses", e)),
+    }
+}
+
 /// The start record of this instance in this boot, if any.
 fn read_started(ctx: &Context, state: &InstanceState) -> OcfResult<Option<Started>> {
     state.read_parsed(Started::RECORD, &ctx.log, Started::from_record)
@@ -119,22 +156,25 @@ impl AnchorIp {
         let Ok(wanted) = Wanted::from_params(&ctx.params) else {
             return not_started.to_string();
         };
-        if wanted.ip == IpChoice::Auto {
-            return format!("{not_started} (ip=auto on {})", wanted.nic);
-        }
-        let Ok(anchor) = wanted.resolve(&ctx.deadline) else {
-            return not_started.to_string();
+        let IpChoice::Explicit(addr) = wanted.ip else {
+            let nic = wanted.nic.as_deref().unwrap_or("eth0");
+            return format!("{not_started} (ip=auto on {nic})");
         };
         let Ok(mut nl) = open_netlink(ctx) else {
             return not_started.to_string();
         };
-        match find(&mut nl, &anchor) {
-            Ok((None, _)) => format!("{anchor} is not on {}: no such interface", anchor.nic),
-            Ok((Some(_), None)) => format!("{anchor} is not on {}", anchor.nic),
-            Ok((Some(_), Some(_))) => format!(
-                "{} is on {}, but this instance has not started it",
-                anchor.addr.addr, anchor.nic
-            ),
+        let placed = match place(&mut nl, &wanted, addr, wanted.prefix) {
+            Ok(p) => p,
+            Err(e) if e.code == cloudha_common::OcfCode::ErrInstalled => {
+                let nic = wanted.nic.unwrap_or_default();
+                return format!("{addr} is not on {nic}: no such interface");
+            }
+            Err(e) => return format!("{not_started} ({})", e.reason),
+        };
+        let nic = &placed.link.name;
+        match nl.find(placed.link.index, addr) {
+            Ok(None) => format!("{}/{} is not on {nic}", addr, placed.addr.prefix),
+            Ok(Some(_)) => format!("{addr} is on {nic}, but this instance has not started it"),
             Err(_) => not_started.to_string(),
         }
     }
@@ -175,8 +215,20 @@ impl Agent for AnchorIp {
     fn start(&self, ctx: &Context) -> OcfResult<Status> {
         let wanted = Wanted::from_params(&ctx.params)?;
         let mut nl = open_netlink(ctx)?;
-        let link = require_link(&mut nl, &wanted.nic)?;
-        let anchor = wanted.resolve(&ctx.deadline)?;
+        // A missing interface is 5 before anything is asked of the metadata service.
+        if let Some(nic) = &wanted.nic {
+            require_link(&mut nl, nic)?;
+        }
+        let (addr, prefix) = wanted.resolve(&ctx.deadline)?;
+        let placed = place(&mut nl, &wanted, addr, prefix)?;
+        if let Some(subnet) = &placed.subnet {
+            ctx.log.debug(format!("{subnet} holds {addr}"));
+        }
+        let link = placed.link;
+        let anchor = Anchor {
+            addr: placed.addr,
+            nic: link.name.clone(),
+        };
         let state = ctx.state(&instance_fallback(&ctx.params));
         let _lock = state.lock(&ctx.deadline)?;
         let previous = read_started(ctx, &state)?;
@@ -210,7 +262,7 @@ impl Agent for AnchorIp {
                     created: None,
                 };
                 state.write(Started::RECORD, &intent.to_record())?;
-                let added = match nl.add(link.index, anchor.addr) {
+                let added = match nl.add(link.index, anchor.addr, placed.broadcast) {
                     Ok(()) => true,
                     // Someone else added it between our look and our add: theirs, not ours.
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
@@ -380,22 +432,39 @@ impl Agent for AnchorIp {
 
     fn validate(&self, ctx: &Context) -> OcfResult<Status> {
         let wanted = Wanted::from_params(&ctx.params)?;
-        let what = match wanted.ip {
-            IpChoice::Auto => "ip=auto".to_string(),
-            IpChoice::Explicit(a) => a.to_string(),
+        let on = match &wanted.nic {
+            Some(nic) => format!("on {nic}"),
+            None => "on the interface whose subnet holds it".to_string(),
         };
-        if ctx.check_level() >= 10 {
-            let mut nl = open_netlink(ctx)?;
-            require_link(&mut nl, &wanted.nic)?;
-            return Ok(Status::ok(format!(
-                "parameters are valid and interface {} exists for {what}",
-                wanted.nic
-            )));
+        if ctx.check_level() < 10 {
+            let what = match wanted.ip {
+                IpChoice::Auto => "ip=auto".to_string(),
+                IpChoice::Explicit(a) => a.to_string(),
+            };
+            return Ok(Status::ok(format!("parameters are valid ({what} {on})")));
         }
-        Ok(Status::ok(format!(
-            "parameters are valid ({what} on {})",
-            wanted.nic
-        )))
+        let mut nl = open_netlink(ctx)?;
+        match wanted.ip {
+            // The metadata service is start's business: validate-all does not depend on it.
+            IpChoice::Auto => {
+                let nic = wanted.nic.as_deref().unwrap_or("eth0");
+                require_link(&mut nl, nic)?;
+                Ok(Status::ok(format!(
+                    "parameters are valid and interface {nic} exists for ip=auto"
+                )))
+            }
+            IpChoice::Explicit(a) => {
+                let placed = place(&mut nl, &wanted, a, wanted.prefix)?;
+                let why = match &placed.subnet {
+                    Some(s) => format!(" ({s} holds it)"),
+                    None => String::new(),
+                };
+                Ok(Status::ok(format!(
+                    "parameters are valid: {}/{} goes on {}{why}",
+                    a, placed.addr.prefix, placed.link.name
+                )))
+            }
+        }
     }
 }
 
