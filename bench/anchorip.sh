@@ -10,18 +10,10 @@ runs=${1:-300}
 out=bench/results-anchorip.md
 ipaddr2=/usr/lib/ocf/resource.d/heartbeat/IPaddr2
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "anchorip.sh: run as root (it makes a network namespace)" >&2
-    exit 4
-fi
-need=()
-command -v hyperfine >/dev/null || need+=(hyperfine)
-[ -x /usr/bin/time ] || need+=(time)
-command -v jq >/dev/null || need+=(jq)
-[ -x "$ipaddr2" ] || need+=(resource-agents)
-if [ ${#need[@]} -gt 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_require_root "it makes a network namespace"
+bench_tools "resource-agents:$ipaddr2"
 
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --locked -q -p anchorip
@@ -62,6 +54,7 @@ rss_kib() { # peak RSS over 5 runs of one action
     echo "$max"
 }
 
+declare -A rss=() # label -> "meta monitor start stop" peak RSS in KiB
 measure() { # label agent
     local label=$1 a=$2
     bench "$label-meta" "$a meta-data"
@@ -78,15 +71,15 @@ measure() { # label agent
         echo "$label: still running after the benchmark" >&2
         exit 1
     fi
-    eval "${label}_rss=\"$rss_meta $rss_monitor $rss_start $rss_stop\""
+    rss[$label]="$rss_meta $rss_monitor $rss_start $rss_stop"
 }
 
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 measure anchorip "$agent"
 measure ipaddr2 "$ipaddr2"
 
-read -r a_meta a_mon a_start a_stop <<<"$anchorip_rss"
-read -r i_meta i_mon i_start i_stop <<<"$ipaddr2_rss"
+read -r a_meta a_mon a_start a_stop <<<"${rss[anchorip]}"
+read -r i_meta i_mon i_start i_stop <<<"${rss[ipaddr2]}"
 row() { # what anchorip-key ipaddr2-key
     local a i
     a=$(median_ms "anchorip-$2")

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
     echo "Whole-process measurements of the installed-style release binaries, made by the scripts"
     echo "under \`bench/\` (\`bash bench/run.sh\` as root runs them all and rewrites this file; each"
     echo "script can also run alone). Medians of many runs (hyperfine), peak RSS from \`/usr/bin/time\`."
+    # shellcheck source=/dev/null # the machine's own /etc/os-release, not part of this repository
     echo "Machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")."
     for b in anchorip floatip haproxy failover; do
         if [ -f "bench/results-$b.md" ]; then

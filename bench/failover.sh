@@ -24,7 +24,7 @@ chmod 755 "$work"
 make -s install-files DESTDIR="$work/root" BUILT="$target/release"
 tree=$work/root/usr/lib/ocf/resource.d
 
-# shellcheck source=../tests/cluster/cluster.sh
+# shellcheck source=tests/cluster/cluster.sh
 . tests/cluster/cluster.sh
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
@@ -84,10 +84,10 @@ for at in 0 2; do
     done
     action_ms=$((at * 1000))
     col() { awk "{print $1}" "$work/runs-$at"; }
-    fo_med=$(col '$1' | median); fo_mm=$(col '$1' | minmax)
-    st_med=$(col '$2' | median); st_mm=$(col '$2' | minmax)
+    fo_med=$(col "\$1" | median); fo_mm=$(col "\$1" | minmax)
+    st_med=$(col "\$2" | median); st_mm=$(col "\$2" | minmax)
     ag_med=$(col "\$2 - $action_ms" | median); ag_mm=$(col "\$2 - $action_ms" | minmax)
-    de_med=$(col '$1 - $2' | median); de_mm=$(col '$1 - $2' | minmax)
+    de_med=$(col "\$1 - \$2" | median); de_mm=$(col "\$1 - \$2" | minmax)
     echo "| ${at} s | $fo_med ($fo_mm) | $st_med ($st_mm) | $ag_med ($ag_mm) | $de_med ($de_mm) |" \
         >> "$work/table.md"
 done

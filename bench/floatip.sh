@@ -11,18 +11,10 @@ runs=${1:-300}
 out=bench/results-floatip.md
 ip=203.0.113.10
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "floatip.sh: run as root (it mounts a tmpfs for HA_RSCTMP)" >&2
-    exit 4
-fi
-need=()
-command -v hyperfine >/dev/null || need+=(hyperfine)
-[ -x /usr/bin/time ] || need+=(time)
-command -v jq >/dev/null || need+=(jq)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_require_root "it mounts a tmpfs for HA_RSCTMP"
+bench_tools curl
 
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --locked -q -p floatip -p cloudha-tests --bin floatip --bin fakecloud
@@ -34,7 +26,7 @@ state=$work/rsctmp
 mkdir -p "$state"
 fake_pid=
 cleanup() {
-    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true
+    if [ -n "$fake_pid" ]; then kill "$fake_pid" 2>/dev/null || true; fi
     umount "$state" 2>/dev/null || true
     rm -rf "$work"
 }

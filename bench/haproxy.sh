@@ -11,20 +11,10 @@ runs=${1:-300}
 cycles=$(( runs / 10 > 10 ? runs / 10 : 10 ))
 out=bench/results-haproxy.md
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "haproxy.sh: run as root (it makes a network namespace)" >&2
-    exit 4
-fi
-need=()
-command -v hyperfine >/dev/null || need+=(hyperfine)
-[ -x /usr/bin/time ] || need+=(time)
-command -v jq >/dev/null || need+=(jq)
-command -v curl >/dev/null || need+=(curl)
-command -v socat >/dev/null || need+=(socat)
-[ -x /usr/sbin/haproxy ] || need+=(haproxy)
-if [ ${#need[@]} -gt 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_require_root "it makes a network namespace"
+bench_tools curl socat haproxy:/usr/sbin/haproxy
 
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --locked -q -p haproxy

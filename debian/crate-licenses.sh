@@ -7,10 +7,9 @@ out=$1
 shift
 registry=${CARGO_HOME:-$HOME/.cargo}/registry/src
 
-pkgs=""
-for a in "$@"; do pkgs="$pkgs -p $a"; done
-# shellcheck disable=SC2086
-crates=$(cargo tree --locked --offline -e normal,no-proc-macro $pkgs --prefix none -f '{p}|{l}' \
+# The agents become cargo's arguments `-p AGENT...`, in the positional parameters.
+for a in "$@"; do set -- "$@" -p "$a"; shift; done
+crates=$(cargo tree --locked --offline -e normal,no-proc-macro "$@" --prefix none -f '{p}|{l}' \
     | sed -e 's/ (\*)$//' -e 's/ ([^)]*)|/|/' -e '/^$/d' | sort -u | grep -v '^cloudha-common \|^anchorip \|^floatip \|^haproxy ')
 
 {

@@ -16,4 +16,9 @@ if [ "$(readlink -f "$link")" != "$(readlink -f "$dest/usr/lib/ocf/resource.d/cl
     echo "FAIL $link does not lead to cloudha/floatip"; fail=1
 fi
 "$link" meta-data | grep -q '<resource-agent name="floatip"' || { echo "FAIL $link meta-data"; fail=1; }
-[ $fail = 0 ] && echo "install: 4 passed, 0 failed" || { echo "install: failed"; exit 1; }
+if [ "$fail" = 0 ]; then
+    echo "install: 4 passed, 0 failed"
+else
+    echo "install: failed"
+    exit 1
+fi

@@ -34,7 +34,7 @@ step "Build the fake cloud"
 cargo build -q --release --locked -p cloudha-tests --bin fakecloud
 fakecloud=$target/release/fakecloud
 
-# shellcheck source=../tests/cluster/cluster.sh
+# shellcheck source=tests/cluster/cluster.sh
 . tests/cluster/cluster.sh
 
 step "A two-node cluster on this machine (node1, node2), and the fake cloud"

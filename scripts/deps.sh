@@ -5,8 +5,8 @@
 set -euo pipefail
 
 PACKAGES=(pacemaker pacemaker-cli-utils corosync crmsh pcs resource-agents haproxy libxml2-utils
-          iproute2 socat arping procps psmisc make gcc curl ca-certificates man-db
-          dpkg-dev debhelper fakeroot build-essential docbook-xsl xsltproc lintian)
+          iproute2 socat arping procps psmisc make gcc curl ca-certificates man-db keepalived
+          dpkg-dev debhelper fakeroot build-essential docbook-xsl xsltproc lintian shellcheck)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: run as root (it installs Debian packages)" >&2
@@ -37,3 +37,17 @@ if ! command -v cargo >/dev/null; then
     echo "deps.sh: cargo is missing: install a Rust toolchain (1.89 or newer) with rustup" >&2
     exit 5
 fi
+
+# The Cargo tools of scripts/test.sh's checks, pinned, built from crates.io when missing or of
+# another version (on 2 cores: cargo-machete about 1 min, cargo-deny about 3 min, once).
+cargo_tool() { # crate version
+    local have
+    have=$("$1" --version 2>/dev/null || true)
+    case $have in
+        "$2" | *" $2") return 0 ;;
+    esac
+    echo "deps.sh: installing $1 $2 (cargo install --locked)"
+    cargo install --locked --quiet "$1" --version "$2"
+}
+cargo_tool cargo-machete 0.9.2
+cargo_tool cargo-deny 0.20.2

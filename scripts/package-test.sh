@@ -262,10 +262,11 @@ netns="cloudha-pkgtest-$$"
 ip netns add "$netns"
 ip -n "$netns" link set lo up
 
-# anchorip: an explicit address, which goes on lo by default.
+# anchorip: an explicit address on lo (a shared IP: without nic it would go on the interface
+# whose subnet holds it, and this namespace has none).
 anchor=10.17.1.18
 ocf_tester_check "ocf-tester ocf:cloudha:anchorip (in netns $netns)" \
-    pkgtest-anchorip "$OCF/cloudha/anchorip" "$netns" ip=$anchor
+    pkgtest-anchorip "$OCF/cloudha/anchorip" "$netns" ip=$anchor nic=lo
 check "anchorip: ocf-tester's last stop left no $anchor on lo" \
     bash -c "! ip -n '$netns' -o addr show dev lo | grep -qw '$anchor'"
 

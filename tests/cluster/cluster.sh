@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A two-node cloudha cluster on this machine, for scripts (the demo, the failover benchmark).
 # Source it; it is the bash twin of tests/src/cluster.rs and uses the same node script and
 # templates: two network namespaces joined by a veth named eth0 (192.168.77.1/.2), each node in
@@ -18,6 +19,7 @@
 CLUSTER_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CLUSTER_IP=203.0.113.10
 CLUSTER_TOKEN=demo-token-not-secret
+# shellcheck disable=SC2034 # read by the scripts that source this file (demo, failover bench)
 CLUSTER_DROPLETS=(101 102)
 CLUSTER_ANCHORS=(10.17.0.5 10.17.0.6)
 CLUSTER_API_PORT=8080
@@ -34,7 +36,9 @@ cluster_ns() { echo "cloudha-$CLUSTER_TAG-$$-$1"; }
 # Namespaces of earlier runs of these scripts whose process is gone.
 cluster_remove_stale() {
     local ns pid
-    for ns in $(ls /run/netns 2>/dev/null); do
+    for ns in /run/netns/*; do
+        [ -e "$ns" ] || continue
+        ns=${ns#/run/netns/}
         case $ns in cloudha-demo-*|cloudha-failover-*) ;; *) continue ;; esac
         pid=$(echo "$ns" | awk -F- '{print $(NF-1)}')
         [ -d "/proc/$pid" ] && continue
@@ -52,7 +56,7 @@ cluster_up() {
     trap cluster_down EXIT
     trap 'exit 130' INT TERM HUP
     cluster_remove_stale
-    CLUSTER_DIR=$(mktemp -d /tmp/cloudha-$CLUSTER_TAG-XXXXXX)
+    CLUSTER_DIR=$(mktemp -d "/tmp/cloudha-$CLUSTER_TAG-XXXXXX")
     chmod 755 "$CLUSTER_DIR"
 
     local n1 n2
@@ -121,7 +125,7 @@ cluster_up() {
         pid=$!
         init=
         for _ in $(seq 1 100); do
-            init=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null | awk '{print $1}')
+            init=$(awk '{print $1}' "/proc/$pid/task/$pid/children" 2>/dev/null)
             [ -n "$init" ] && break
             sleep 0.05
         done

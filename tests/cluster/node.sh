@@ -35,7 +35,6 @@ done
 chown -R hacluster:haclient /var/lib/pacemaker
 mkdir -p /run/resource-agents /var/log/pacemaker /var/log/corosync
 
-pids=()
 stop_node() {
     echo "node $name: stopping"
     if [ -n "${pm:-}" ] && kill -0 "$pm" 2>/dev/null; then

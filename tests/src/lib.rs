@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod fakecloud;
+pub mod keepalived;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -2,7 +2,9 @@
 //! documented behaviour, each fault, the request record, the listeners in network namespaces,
 //! the admin interface and the standalone program. This is what makes the fake trustworthy.
 
-use cloudha_tests::fakecloud::{ActionKind, ActionStatus, FakeCloud, Fault, Scope};
+use cloudha_tests::fakecloud::{
+    ActionKind, ActionStatus, FakeCloud, Fault, Scope, OTHER_IP, OTHER_IP_ALT,
+};
 use cloudha_tests::{require_root, Netns};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -829,6 +831,137 @@ fn injected_garbled_and_truncated_answers_are_not_what_was_asked() {
 }
 
 #[test]
+fn an_outage_leaves_the_admin_interface_up_so_that_it_can_be_cleared() {
+    let (cloud, md101, _) = setup();
+    let api = cloud.api_url();
+    let admin = |method: &str, path: &str, body: Value| {
+        call(method, &format!("{api}/_fake/{path}"), None, Some(&body))
+    };
+    assert_eq!(
+        admin("POST", "fault", json!({"kind": "outage", "scope": "all"})).status,
+        201
+    );
+    // The API and the metadata are down...
+    let r = agent()
+        .get(&format!("{api}/v2/reserved_ips/{IP}"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .call();
+    assert!(r.is_err(), "the API answered during an outage: {r:?}");
+    assert!(agent().get(&format!("{md101}/id")).call().is_err());
+    // ...the admin interface is not: it reads the state and clears the outage.
+    assert_eq!(admin("GET", "state", json!({})).json()["faults"], 1);
+    assert_eq!(admin("DELETE", "fault", json!({})).status, 200);
+    assert_eq!(get(&format!("{api}/v2/reserved_ips/{IP}")).status, 200);
+    assert_eq!(call("GET", &format!("{md101}/id"), None, None).body, "101");
+    // The requests cut were not recorded; the admin requests never are.
+    assert_eq!(cloud.api_request_count(), 1);
+    assert_eq!(cloud.metadata_request_count(101), 1);
+    assert_eq!(cloud.requests().len(), 2);
+}
+
+#[test]
+fn an_injected_proxy_status_answers_with_a_proxys_html_page() {
+    let (cloud, md101, _) = setup();
+    let api = cloud.api_url();
+    for code in [401, 404, 502] {
+        cloud.inject(Fault::proxy_status(Scope::Api, code).times(1));
+        let a = get(&format!("{api}/v2/reserved_ips/{IP}"));
+        assert_eq!(a.status, code, "{}", a.body);
+        assert_eq!(a.header("content-type"), Some("text/html"));
+        assert!(a.body.contains(&format!("<title>{code} ")), "{}", a.body);
+        assert!(a.body.contains("</html>"), "{}", a.body);
+        assert!(
+            serde_json::from_str::<Value>(&a.body).is_err(),
+            "{}",
+            a.body
+        );
+        // The proxy answered, not the API: none of DigitalOcean's headers.
+        assert!(a.header("ratelimit-remaining").is_none());
+        assert!(a.header("x-request-id").is_none());
+    }
+    // Recorded, but no budget spent: the next real answer is the first one counted.
+    assert_eq!(cloud.api_request_count(), 3);
+    let a = get(&format!("{api}/v2/reserved_ips/{IP}"));
+    assert_eq!(a.status, 200);
+    assert_rate_headers(&a);
+    assert_eq!(a.header("ratelimit-remaining"), Some("4999"));
+    // On metadata too, and from the admin interface's JSON.
+    cloud.inject(Fault::proxy_status(Scope::Metadata, 503).times(1));
+    let a = call("GET", &format!("{md101}/id"), None, None);
+    assert_eq!(a.status, 503);
+    assert!(
+        a.body.contains("<h1>503 Service Unavailable</h1>"),
+        "{}",
+        a.body
+    );
+    assert_eq!(call("GET", &format!("{md101}/id"), None, None).body, "101");
+    let injected = call(
+        "POST",
+        &format!("{api}/_fake/fault"),
+        None,
+        Some(&json!({"kind": "proxy_status", "status": 401, "method": "POST", "times": 1})),
+    );
+    assert_eq!(injected.status, 201);
+    let a = assign(&cloud, "reserved_ips", 102);
+    assert_eq!(a.status, 401);
+    assert_eq!(a.header("content-type"), Some("text/html"));
+    assert!(cloud.actions().is_empty(), "the API never saw the assign");
+    assert_eq!(assign(&cloud, "reserved_ips", 102).status, 201);
+}
+
+#[test]
+fn an_injected_other_ip_describes_another_address_held_by_the_real_holder() {
+    let (cloud, _, _) = setup();
+    let api = cloud.api_url();
+    cloud.inject(Fault::other_ip().times(2));
+    // Other requests pass untouched and do not use it up.
+    assert_eq!(
+        get(&format!("{api}/v2/reserved_ips")).json()["reserved_ips"][0]["ip"],
+        IP
+    );
+    for family in ["reserved_ip", "floating_ip"] {
+        let a = get(&format!("{api}/v2/{family}s/{IP}"));
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_rate_headers(&a);
+        let v = a.json();
+        assert_eq!(v[family]["ip"], OTHER_IP, "{v}");
+        assert_eq!(v[family]["droplet"]["id"], 101, "{v}");
+        assert_eq!(v[family]["region"]["slug"], "nyc3", "{v}");
+    }
+    assert_eq!(
+        get(&format!("{api}/v2/reserved_ips/{IP}")).json()["reserved_ip"]["ip"],
+        IP
+    );
+    // From the admin interface's JSON; the holder it names follows the real one.
+    cloud.set_holder(IP, Some(102));
+    let injected = call(
+        "POST",
+        &format!("{api}/_fake/fault"),
+        None,
+        Some(&json!({"kind": "other_ip"})),
+    );
+    assert_eq!(injected.status, 201);
+    let v = get(&format!("{api}/v2/reserved_ips/{IP}")).json();
+    assert_eq!(v["reserved_ip"]["ip"], OTHER_IP, "{v}");
+    assert_eq!(v["reserved_ip"]["droplet"]["id"], 102, "{v}");
+    // Asked for OTHER_IP itself, it describes yet another; an unknown IP stays 404.
+    cloud.add_ip(OTHER_IP, None);
+    let v = get(&format!("{api}/v2/reserved_ips/{OTHER_IP}")).json();
+    assert_eq!(v["reserved_ip"]["ip"], OTHER_IP_ALT, "{v}");
+    assert!(v["reserved_ip"]["droplet"].is_null(), "{v}");
+    assert_error(
+        &get(&format!("{api}/v2/reserved_ips/203.0.113.99")),
+        404,
+        "not_found",
+    );
+    cloud.clear_faults();
+    assert_eq!(
+        get(&format!("{api}/v2/floating_ips/{IP}")).json()["floating_ip"]["ip"],
+        IP
+    );
+}
+
+#[test]
 fn every_request_is_recorded_with_headers_body_and_listener() {
     let (cloud, md101, _) = setup();
     get(&format!("{}/v2/reserved_ips/{IP}", cloud.api_url()));
@@ -1268,6 +1401,34 @@ fn the_fakecloud_program_serves_what_its_options_say() {
         .expect("ips")
         .iter()
         .any(|i| i["ip"] == "203.0.113.11" && i["holder"].is_null()));
+    // Faults through the program's admin interface: an outage can be cleared there.
+    let admin = ready["admin"].as_str().expect("admin url").to_string();
+    let fault = |body: Value| call("POST", &format!("{admin}/_fake/fault"), None, Some(&body));
+    assert_eq!(fault(json!({"kind": "outage"})).status, 201);
+    assert!(agent()
+        .get(&format!("{api}/v2/reserved_ips/{IP}"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .call()
+        .is_err());
+    assert_eq!(
+        call("DELETE", &format!("{admin}/_fake/fault"), None, None).status,
+        200
+    );
+    assert_eq!(get(&format!("{api}/v2/reserved_ips/{IP}")).status, 200);
+    assert_eq!(
+        fault(json!({"kind": "proxy_status", "status": 502, "times": 1})).status,
+        201
+    );
+    let a = get(&format!("{api}/v2/reserved_ips/{IP}"));
+    assert_eq!(
+        (a.status, a.header("content-type")),
+        (502, Some("text/html"))
+    );
+    assert_eq!(fault(json!({"kind": "other_ip", "times": 1})).status, 201);
+    assert_eq!(
+        get(&format!("{api}/v2/reserved_ips/{IP}")).json()["reserved_ip"]["ip"],
+        OTHER_IP
+    );
     drop(child);
 
     // Bad options exit 2 with a message.

@@ -1,13 +1,17 @@
 //! What the parameters ask for (an address, its prefix, an interface), checked without touching
 //! the system, and resolved (`ip=auto`: the DigitalOcean metadata service) when an action needs it.
+//! Where the address goes when `nic` or `cidr_netmask` is not given is `discover`'s business.
 //! Also the record of what a start did, kept in the instance state.
 
+use crate::discover::Broadcast;
 use crate::netlink::IfAddr;
+use cloudha_common::deadline::Backoff;
 use cloudha_common::http::MetadataService;
 use cloudha_common::url::HttpUrl;
 use cloudha_common::{Deadline, OcfError, OcfResult, Params};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 /// Where the anchor IP and its netmask live under the metadata service's base URL.
 pub const ANCHOR_ADDRESS_PATH: &str = "interfaces/public/0/anchor_ipv4/address";
@@ -27,7 +31,10 @@ pub struct Wanted {
     pub ip: IpChoice,
     /// `cidr_netmask` when given.
     pub prefix: Option<u8>,
-    pub nic: String,
+    /// `nic` when given (`eth0` for `ip=auto`); None: the interface whose subnet holds the address.
+    pub nic: Option<String>,
+    /// `broadcast` when given (IPv4).
+    pub broadcast: Option<Broadcast>,
     pub arp_count: u32,
     pub metadata_url: String,
 }
@@ -46,27 +53,18 @@ impl fmt::Display for Anchor {
 }
 
 /// The name the state and the lock go by when no cluster names the instance (a person running
-/// the agent by hand): the same parameters find the same state.
+/// the agent by hand): the same parameters find the same state. Without `nic`: `ip@any`.
 pub fn instance_fallback(params: &Params) -> String {
     let ip = params.get("ip").unwrap_or("unset");
     let nic = params
         .get("nic")
-        .unwrap_or(if ip == "auto" { "eth0" } else { "lo" });
+        .unwrap_or(if ip == "auto" { "eth0" } else { "any" });
     format!("{ip}@{nic}")
 }
 
-/// Parse the `ip` parameter.
-pub fn parse_ip(value: &str) -> OcfResult<IpChoice> {
-    let value = value.trim();
-    if value.eq_ignore_ascii_case("auto") {
-        return Ok(IpChoice::Auto);
-    }
-    let addr: IpAddr = value.parse().map_err(|_| {
-        OcfError::configured(format!(
-            "parameter 'ip': '{value}' is not an IPv4 or IPv6 address (nor 'auto')"
-        ))
-    })?;
-    let unusable = match addr {
+/// Why an interface cannot hold `addr`, if it cannot.
+pub fn unusable(addr: IpAddr) -> Option<&'static str> {
+    match addr {
         IpAddr::V4(v4) => {
             if v4.is_unspecified() {
                 Some("the unspecified address")
@@ -87,8 +85,26 @@ pub fn parse_ip(value: &str) -> OcfResult<IpChoice> {
                 None
             }
         }
-    };
-    match unusable {
+    }
+}
+
+/// An IPv6 link-local address (fe80::/10): it means nothing without its interface.
+pub fn is_link_local(addr: IpAddr) -> bool {
+    matches!(addr, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// Parse the `ip` parameter.
+pub fn parse_ip(value: &str) -> OcfResult<IpChoice> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("auto") {
+        return Ok(IpChoice::Auto);
+    }
+    let addr: IpAddr = value.parse().map_err(|_| {
+        OcfError::configured(format!(
+            "parameter 'ip': '{value}' is not an IPv4 or IPv6 address (nor 'auto')"
+        ))
+    })?;
+    match unusable(addr) {
         Some(what) => Err(OcfError::configured(format!(
             "parameter 'ip': '{value}' is {what}, which an interface cannot hold"
         ))),
@@ -138,6 +154,20 @@ pub fn parse_prefix(value: &str, v6: bool) -> OcfResult<u8> {
     Ok(prefix as u8)
 }
 
+/// Parse `broadcast` (IPv4 only): an address, or `+` / `-` (the host bits of the prefix set or
+/// cleared), as IPaddr2 takes it.
+pub fn parse_broadcast(value: &str) -> OcfResult<Broadcast> {
+    match value.trim() {
+        "+" => Ok(Broadcast::HostBitsSet),
+        "-" => Ok(Broadcast::HostBitsCleared),
+        v => v.parse::<Ipv4Addr>().map(Broadcast::Address).map_err(|_| {
+            OcfError::configured(format!(
+                "parameter 'broadcast': '{v}' is not an IPv4 address (nor '+' or '-')"
+            ))
+        }),
+    }
+}
+
 /// Interface names as the kernel accepts them: 1-15 bytes, no '/', ':' or whitespace.
 pub fn check_nic(name: &str) -> OcfResult<()> {
     let ok = !name.is_empty()
@@ -169,11 +199,31 @@ impl Wanted {
             (Some(v), IpChoice::Auto) => Some(parse_prefix(v, false)?),
         };
         let nic = match params.get("nic") {
-            Some(n) => n.trim().to_string(),
-            None if ip == IpChoice::Auto => "eth0".to_string(),
-            None => "lo".to_string(),
+            Some(n) => Some(n.trim().to_string()),
+            None if ip == IpChoice::Auto => Some("eth0".to_string()),
+            None => None,
         };
-        check_nic(&nic)?;
+        if let Some(nic) = &nic {
+            check_nic(nic)?;
+        }
+        if let (IpChoice::Explicit(a), None) = (ip, &nic) {
+            if is_link_local(a) {
+                return Err(OcfError::configured(format!(
+                    "parameter 'nic' is required for the link-local address {a}: it exists only \
+                     on the interface it is given"
+                )));
+            }
+        }
+        let broadcast = match (params.get("broadcast"), ip) {
+            (None, _) => None,
+            (Some(v), IpChoice::Explicit(IpAddr::V6(_))) => {
+                return Err(OcfError::configured(format!(
+                    "parameter 'broadcast': '{}' is for an IPv4 address; IPv6 has no broadcast",
+                    v.trim()
+                )))
+            }
+            (Some(v), _) => Some(parse_broadcast(v)?),
+        };
         let arp_count = params.integer("arp_count")?.unwrap_or(0);
         let arp_count = u32::try_from(arp_count)
             .ok()
@@ -197,66 +247,121 @@ impl Wanted {
             ip,
             prefix,
             nic,
+            broadcast,
             arp_count,
             metadata_url,
         })
     }
 
-    /// The address to put in place. For `ip=auto` this reads the metadata service, retrying
-    /// until `deadline`: a service that does not answer is a failure here (1), never a
-    /// configuration error; a droplet without an anchor IP lacks something on this node (5).
-    pub fn resolve(&self, deadline: &Deadline) -> OcfResult<Anchor> {
-        let (addr, prefix) = match self.ip {
-            IpChoice::Explicit(a) => (a, self.prefix.unwrap_or(if a.is_ipv6() { 128 } else { 32 })),
+    /// The address to put in place, and its prefix when known (`cidr_netmask`; for `ip=auto`
+    /// the metadata netmask). For `ip=auto` this reads the metadata service, retrying until
+    /// `deadline`: a service that does not answer, or answers something an interface cannot
+    /// hold, is a failure here (1), never a configuration error; a droplet without an anchor IP
+    /// lacks something on this node (5).
+    pub fn resolve(&self, deadline: &Deadline) -> OcfResult<(IpAddr, Option<u8>)> {
+        match self.ip {
+            IpChoice::Explicit(a) => Ok((a, self.prefix)),
             IpChoice::Auto => {
                 let service = MetadataService::new(&self.metadata_url);
-                let addr = self.read_v4(&service, ANCHOR_ADDRESS_PATH, deadline)?;
-                let prefix = match self.prefix {
-                    Some(p) => p,
-                    None => {
-                        let mask = self.read_v4(&service, ANCHOR_NETMASK_PATH, deadline)?;
-                        netmask_prefix(mask)
-                            .filter(|p| *p > 0)
-                            .ok_or_else(|| {
-                                OcfError::generic(format!(
-                                    "parameter 'ip' is 'auto', but the metadata service answered '{mask}' at {}, which is not a netmask",
-                                    service.url(ANCHOR_NETMASK_PATH)
-                                ))
-                            })?
+                let mut backoff =
+                    Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
+                loop {
+                    let problem = match self.read_anchor(&service, deadline) {
+                        Ok((addr, prefix)) => return Ok((IpAddr::V4(addr), Some(prefix))),
+                        Err(Attempt::Final(e)) => return Err(e),
+                        Err(Attempt::Again(problem)) => problem,
+                    };
+                    if !deadline.sleep(backoff.next_delay()) {
+                        return Err(OcfError::generic(format!(
+                            "parameter 'ip' is 'auto', but the metadata service {problem}"
+                        )));
                     }
-                };
-                (IpAddr::V4(addr), prefix)
+                }
             }
-        };
-        Ok(Anchor {
-            addr: IfAddr { addr, prefix },
-            nic: self.nic.clone(),
-        })
-    }
-
-    fn read_v4(
-        &self,
-        service: &MetadataService,
-        path: &str,
-        deadline: &Deadline,
-    ) -> OcfResult<Ipv4Addr> {
-        let url = service.url(path);
-        match service.get_retrying(path, deadline) {
-            Ok(Some(text)) => text.trim().parse::<Ipv4Addr>().map_err(|_| {
-                OcfError::generic(format!(
-                    "parameter 'ip' is 'auto', but the metadata service answered '{}' at {url}, which is not an IPv4 address",
-                    text.chars().take(40).collect::<String>()
-                ))
-            }),
-            Ok(None) => Err(OcfError::installed(format!(
-                "parameter 'ip' is 'auto', but this droplet has no anchor IP ({url} answered 404; droplets made before October 2015 and custom images have none): set 'ip' to the address"
-            ))),
-            Err(e) => Err(OcfError::generic(format!(
-                "parameter 'ip' is 'auto', but the metadata service could not be read before the timeout: {}",
-                e.detail
-            ) + &format!(" ({url})"))),
         }
     }
+
+    /// One reading of the anchor IP and its netmask (the netmask only when `cidr_netmask` is
+    /// not given), each answer checked as an explicit `ip` and `cidr_netmask` would be.
+    fn read_anchor(
+        &self,
+        service: &MetadataService,
+        deadline: &Deadline,
+    ) -> Result<(Ipv4Addr, u8), Attempt> {
+        let text = read_text(service, ANCHOR_ADDRESS_PATH, deadline)?;
+        let url = service.url(ANCHOR_ADDRESS_PATH);
+        let addr = match text.parse::<Ipv4Addr>() {
+            Err(_) => {
+                return Err(Attempt::Again(format!(
+                    "answered '{}' at {url} until the timeout, which is not an IPv4 address",
+                    shown(&text)
+                )))
+            }
+            Ok(a) => match unusable(IpAddr::V4(a)) {
+                Some(what) => {
+                    return Err(Attempt::Again(format!(
+                        "answered '{a}' at {url} until the timeout: {what}, which an interface \
+                         cannot hold"
+                    )))
+                }
+                None => a,
+            },
+        };
+        if let Some(p) = self.prefix {
+            return Ok((addr, p));
+        }
+        let text = read_text(service, ANCHOR_NETMASK_PATH, deadline)?;
+        match text
+            .parse()
+            .ok()
+            .and_then(netmask_prefix)
+            .filter(|p| *p > 0)
+        {
+            Some(p) => Ok((addr, p)),
+            None => Err(Attempt::Again(format!(
+                "answered '{}' at {} until the timeout, which is not a netmask",
+                shown(&text),
+                service.url(ANCHOR_NETMASK_PATH)
+            ))),
+        }
+    }
+}
+
+/// How one reading of the metadata service went wrong.
+enum Attempt {
+    /// Worth another try within the deadline; the words finish "the metadata service …".
+    Again(String),
+    /// An answer that will not change (404: no anchor IP on this droplet).
+    Final(OcfError),
+}
+
+/// One read of `path`: its text, or why not.
+fn read_text(
+    service: &MetadataService,
+    path: &str,
+    deadline: &Deadline,
+) -> Result<String, Attempt> {
+    let url = service.url(path);
+    match service.get(path, deadline) {
+        Ok(Some(text)) => Ok(text.trim().to_string()),
+        Ok(None) => Err(Attempt::Final(OcfError::installed(format!(
+            "parameter 'ip' is 'auto', but this droplet has no anchor IP ({url} answered 404; \
+             droplets made before October 2015 and custom images have none): set 'ip' to the \
+             address"
+        )))),
+        Err(e) => Err(Attempt::Again(format!(
+            "could not be read before the timeout: {} ({url})",
+            e.detail
+        ))),
+    }
+}
+
+/// An answer as quoted in a reason: its first 40 characters, on one line.
+fn shown(text: &str) -> String {
+    text.chars()
+        .take(40)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// What a start did, remembered until the stop: the address, where, and whether this agent
@@ -265,29 +370,38 @@ impl Wanted {
 pub struct Started {
     pub anchor: Anchor,
     pub added: bool,
+    /// The kernel's creation stamp of the address this agent added: an address there at stop
+    /// with another stamp was added again by someone else, and is not removed.
+    pub created: Option<u32>,
 }
 
 impl Started {
     pub const RECORD: &'static str = "started";
 
     pub fn to_record(&self) -> String {
-        format!(
+        let mut text = format!(
             "address={}\nnic={}\nadded={}\n",
             self.anchor,
             self.anchor.nic,
             if self.added { "yes" } else { "no" }
-        )
+        );
+        if let Some(c) = self.created {
+            text += &format!("created={c}\n");
+        }
+        text
     }
 
     pub fn from_record(text: &str) -> Option<Started> {
         let mut address = None;
         let mut nic = None;
         let mut added = None;
+        let mut created = None;
         for line in text.lines() {
             match line.split_once('=') {
                 Some(("address", v)) => address = Some(v),
                 Some(("nic", v)) => nic = Some(v),
                 Some(("added", v)) => added = Some(v == "yes"),
+                Some(("created", v)) => created = Some(v.parse().ok()?),
                 _ => {}
             }
         }
@@ -301,6 +415,7 @@ impl Started {
                 nic: nic?.to_string(),
             },
             added: added?,
+            created,
         })
     }
 }
@@ -338,6 +453,40 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn broadcast_as_ipaddr2_takes_it() {
+        assert_eq!(
+            parse_broadcast("192.0.2.255").unwrap(),
+            Broadcast::Address("192.0.2.255".parse().unwrap())
+        );
+        assert_eq!(parse_broadcast("+").unwrap(), Broadcast::HostBitsSet);
+        assert_eq!(parse_broadcast(" - ").unwrap(), Broadcast::HostBitsCleared);
+        let e = parse_broadcast("192.0.2").unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert_eq!(
+            e.reason,
+            "parameter 'broadcast': '192.0.2' is not an IPv4 address (nor '+' or '-')"
+        );
+    }
+
+    #[test]
+    fn link_local_and_unusable_addresses() {
+        assert!(is_link_local("fe80::2".parse().unwrap()));
+        assert!(is_link_local("febf::2".parse().unwrap()));
+        assert!(!is_link_local("fec0::2".parse().unwrap()));
+        assert!(!is_link_local("2001:db8::2".parse().unwrap()));
+        assert!(!is_link_local("169.254.1.1".parse().unwrap()));
+        assert_eq!(
+            unusable("224.0.0.5".parse().unwrap()),
+            Some("a multicast address")
+        );
+        assert_eq!(
+            unusable("0.0.0.0".parse().unwrap()),
+            Some("the unspecified address")
+        );
+        assert_eq!(unusable("10.17.0.5".parse().unwrap()), None);
     }
 
     #[test]
@@ -401,12 +550,16 @@ mod tests {
                 nic: "eth0".into(),
             },
             added: true,
+            created: Some(4711),
         };
         assert_eq!(
             s.to_record(),
-            "address=2001:db8::7/64\nnic=eth0\nadded=yes\n"
+            "address=2001:db8::7/64\nnic=eth0\nadded=yes\ncreated=4711\n"
         );
-        assert_eq!(Started::from_record(&s.to_record()), Some(s));
+        assert_eq!(Started::from_record(&s.to_record()), Some(s.clone()));
+        // A record of the previous version (no creation stamp) still reads.
+        let old = Started::from_record("address=2001:db8::7/64\nnic=eth0\nadded=yes\n").unwrap();
+        assert_eq!(old.created, None);
         assert_eq!(Started::from_record("garbage"), None);
     }
 }

@@ -3,12 +3,14 @@
 
 mod anchor;
 mod arp;
+mod discover;
 mod netlink;
 
 use anchor::{instance_fallback, Anchor, IpChoice, Started, Wanted};
 use cloudha_common::agent::{Agent, Context, Status};
 use cloudha_common::{ActionSpec, AgentSpec, InstanceState, OcfError, OcfResult, ParamSpec};
-use netlink::{IfAddr, Link, Rtnl};
+use discover::{Placement, Refusal};
+use netlink::{Link, Present, Rtnl};
 use std::io;
 use std::net::IpAddr;
 
@@ -20,9 +22,11 @@ static SPEC: AgentSpec = AgentSpec {
     longdesc: "Puts an IPv4 or IPv6 address on a local interface and keeps it there, for a load \
 balancer to bind to. On DigitalOcean the traffic of a floating (reserved) IP arrives on the \
 droplet's anchor IP, a private address on eth0: ip=auto reads it from the metadata service. On \
-Exoscale and Linode a shared IP must sit on lo as /32 (IPv6: a /64 or /56 range). Clone it on \
-every balancer and order HAProxy after it. Stop removes only an address that this agent added: \
-an address the system configured (as cloud-init does for the anchor IP) stays.",
+Exoscale and Linode a shared IP must sit on lo as /32 (nic=lo; IPv6: a /64 or /56 range). \
+Without nic, the address goes where IPaddr2 puts it: on the interface whose subnet holds it, \
+with that subnet's prefix. Clone it on every balancer and order HAProxy after it. Stop removes \
+only an address that this agent added: an address the system configured (as cloud-init does \
+for the anchor IP) stays.",
     params: &[
         ParamSpec::string("ip")
             .required()
@@ -37,13 +41,27 @@ metadata service (interfaces/public/0/anchor_ipv4/address and .../netmask).",
             .short("prefix length")
             .long(
                 "The prefix length of the address (24, or /24; for IPv4 also a dotted \
-netmask such as 255.255.0.0). Default: 32 for IPv4 and 128 for IPv6; with ip=auto the netmask \
-the metadata service gives.",
+netmask such as 255.255.0.0). Default: the prefix of the subnet that holds the address (on \
+nic, when given); 32 or 128 on a loopback nic (lo); with ip=auto the netmask the metadata \
+service gives. Without nic, the subnet that holds the address must hold all of ip/cidr_netmask \
+(IPv6: have exactly this prefix).",
             ),
         ParamSpec::string("nic").short("interface").long(
-            "The interface that holds the address. Default: lo for an explicit ip, \
-eth0 for ip=auto. It must exist on the node (else the node cannot run the resource: 5).",
+            "The interface that holds the address. Default: as IPaddr2, the interface \
+whose configured subnet holds the address (the longest prefix wins); an address that no \
+subnet holds needs nic (and, except on lo, cidr_netmask): start fails (1) and names the \
+subnets it looked at. ip=auto: eth0. Required for an IPv6 link-local address. It must exist on \
+the node (else the node cannot run the resource: 5). nic and cidr_netmask together put the \
+address there whatever the subnets.",
         ),
+        ParamSpec::string("broadcast")
+            .short("broadcast address")
+            .long(
+                "IPv4: the broadcast address to add the address with, as IPaddr2 takes it: \
+an address, or + (the host bits of the prefix set) or - (cleared). Default: the broadcast \
+address of the subnet that holds the address; when none does (nic and cidr_netmask forced \
+it), what + gives.",
+            ),
         ParamSpec::string("metadata_url")
             .default(cloudha_common::http::DEFAULT_METADATA_URL)
             .short("metadata service")
@@ -92,13 +110,32 @@ fn require_link(nl: &mut Rtnl, nic: &str) -> OcfResult<Link> {
         })
 }
 
+/// Where the parameters put `addr`: `discover`'s decision, as an OCF error when there is none.
+fn place(nl: &mut Rtnl, wanted: &Wanted, addr: IpAddr, prefix: Option<u8>) -> OcfResult<Placement> {
+    let req = discover::Request {
+        addr,
+        prefix,
+        nic: wanted.nic.as_deref(),
+        broadcast: wanted.broadcast,
+    };
+    match discover::place(nl, &req) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(Refusal::NoSuchNic(nic))) => Err(OcfError::installed(format!(
+            "parameter 'nic': interface '{nic}' does not exist on this node"
+        ))),
+        // Not 6: another node may well have the subnet.
+        Ok(Err(Refusal::NoSubnet(why))) => Err(OcfError::generic(why)),
+        Err(e) => Err(netlink_error("cannot read the interfaces and addresses", e)),
+    }
+}
+
 /// The start record of this instance in this boot, if any.
 fn read_started(ctx: &Context, state: &InstanceState) -> OcfResult<Option<Started>> {
     state.read_parsed(Started::RECORD, &ctx.log, Started::from_record)
 }
 
 /// `anchor`'s address as it is on its interface now (with any prefix), and that interface.
-fn find(nl: &mut Rtnl, anchor: &Anchor) -> OcfResult<(Option<Link>, Option<IfAddr>)> {
+fn find(nl: &mut Rtnl, anchor: &Anchor) -> OcfResult<(Option<Link>, Option<Present>)> {
     let Some(link) = nl
         .link(&anchor.nic)
         .map_err(|e| netlink_error(&format!("cannot read interface '{}'", anchor.nic), e))?
@@ -119,22 +156,25 @@ impl AnchorIp {
         let Ok(wanted) = Wanted::from_params(&ctx.params) else {
             return not_started.to_string();
         };
-        if wanted.ip == IpChoice::Auto {
-            return format!("{not_started} (ip=auto on {})", wanted.nic);
-        }
-        let Ok(anchor) = wanted.resolve(&ctx.deadline) else {
-            return not_started.to_string();
+        let IpChoice::Explicit(addr) = wanted.ip else {
+            let nic = wanted.nic.as_deref().unwrap_or("eth0");
+            return format!("{not_started} (ip=auto on {nic})");
         };
         let Ok(mut nl) = open_netlink(ctx) else {
             return not_started.to_string();
         };
-        match find(&mut nl, &anchor) {
-            Ok((None, _)) => format!("{anchor} is not on {}: no such interface", anchor.nic),
-            Ok((Some(_), None)) => format!("{anchor} is not on {}", anchor.nic),
-            Ok((Some(_), Some(_))) => format!(
-                "{} is on {}, but this instance has not started it",
-                anchor.addr.addr, anchor.nic
-            ),
+        let placed = match place(&mut nl, &wanted, addr, wanted.prefix) {
+            Ok(p) => p,
+            Err(e) if e.code == cloudha_common::OcfCode::ErrInstalled => {
+                let nic = wanted.nic.unwrap_or_default();
+                return format!("{addr} is not on {nic}: no such interface");
+            }
+            Err(e) => return format!("{not_started} ({})", e.reason),
+        };
+        let nic = &placed.link.name;
+        match nl.find(placed.link.index, addr) {
+            Ok(None) => format!("{}/{} is not on {nic}", addr, placed.addr.prefix),
+            Ok(Some(_)) => format!("{addr} is on {nic}, but this instance has not started it"),
             Err(_) => not_started.to_string(),
         }
     }
@@ -175,8 +215,20 @@ impl Agent for AnchorIp {
     fn start(&self, ctx: &Context) -> OcfResult<Status> {
         let wanted = Wanted::from_params(&ctx.params)?;
         let mut nl = open_netlink(ctx)?;
-        let link = require_link(&mut nl, &wanted.nic)?;
-        let anchor = wanted.resolve(&ctx.deadline)?;
+        // A missing interface is 5 before anything is asked of the metadata service.
+        if let Some(nic) = &wanted.nic {
+            require_link(&mut nl, nic)?;
+        }
+        let (addr, prefix) = wanted.resolve(&ctx.deadline)?;
+        let placed = place(&mut nl, &wanted, addr, prefix)?;
+        if let Some(subnet) = &placed.subnet {
+            ctx.log.debug(format!("{subnet} holds {addr}"));
+        }
+        let link = placed.link;
+        let anchor = Anchor {
+            addr: placed.addr,
+            nic: link.name.clone(),
+        };
         let state = ctx.state(&instance_fallback(&ctx.params));
         let _lock = state.lock(&ctx.deadline)?;
         let previous = read_started(ctx, &state)?;
@@ -188,47 +240,32 @@ impl Agent for AnchorIp {
                 p.anchor, p.anchor.nic, anchor.nic
             ));
         }
-        let existing = nl.find(link.index, anchor.addr.addr).map_err(|e| {
-            netlink_error(&format!("cannot read the addresses of '{}'", link.name), e)
-        })?;
-        let message = match existing {
+        let read_error =
+            |e| netlink_error(&format!("cannot read the addresses of '{}'", link.name), e);
+        let existing = nl.find(link.index, anchor.addr.addr).map_err(read_error)?;
+        let (found, added) = match existing {
+            // Ours if a start of this instance added this very address (the kernel's creation
+            // stamp tells it from the same address removed and added again by someone else);
+            // otherwise the system's, or another resource's: left alone.
             Some(found) => {
-                // Ours if a start of this instance added it; otherwise the system's, left alone.
-                let added = previous.as_ref().is_some_and(|p| p.added && same(p));
-                if found.prefix != anchor.addr.prefix {
-                    ctx.log.warn(format!(
-                        "{} is on {} as /{}, not /{}: left as it is",
-                        anchor.addr.addr, link.name, found.prefix, anchor.addr.prefix
-                    ));
-                }
-                let record = Started {
-                    anchor: Anchor {
-                        addr: found,
-                        nic: anchor.nic.clone(),
-                    },
-                    added,
-                };
-                state.write(Started::RECORD, &record.to_record())?;
-                if added {
-                    format!("{} is on {} (added by anchorip)", record.anchor, link.name)
-                } else {
-                    format!(
-                        "{} is on {} (it was there already: stop leaves it)",
-                        record.anchor, link.name
-                    )
-                }
+                let ours = previous.as_ref().is_some_and(|p| {
+                    p.added && same(p) && p.created.is_none_or(|c| found.created == Some(c))
+                });
+                (found, ours)
             }
             None => {
                 // Record the intent first: if we are killed right after the kernel adds the
                 // address, the stop that follows still knows to remove it.
-                let record = Started {
+                let intent = Started {
                     anchor: anchor.clone(),
                     added: true,
+                    created: None,
                 };
-                state.write(Started::RECORD, &record.to_record())?;
-                match nl.add(link.index, anchor.addr) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                state.write(Started::RECORD, &intent.to_record())?;
+                let added = match nl.add(link.index, anchor.addr, placed.broadcast) {
+                    Ok(()) => true,
+                    // Someone else added it between our look and our add: theirs, not ours.
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
                     Err(e) => {
                         let _ = state.remove(Started::RECORD);
                         return Err(netlink_error(
@@ -236,20 +273,47 @@ impl Agent for AnchorIp {
                             e,
                         ));
                     }
-                }
-                let present = nl.find(link.index, anchor.addr.addr).map_err(|e| {
-                    netlink_error(&format!("cannot read the addresses of '{}'", link.name), e)
-                })?;
-                if present.is_none() {
+                };
+                let Some(found) = nl.find(link.index, anchor.addr.addr).map_err(read_error)? else {
                     let _ = state.remove(Started::RECORD);
                     return Err(OcfError::generic(format!(
                         "{anchor} was added to {} but is not there",
                         link.name
                     )));
+                };
+                if added {
+                    ctx.log.info(format!("added {anchor} to {}", link.name));
+                } else {
+                    ctx.log.warn(format!(
+                        "{} appeared on {} while anchorip was adding it: someone else's, left to them",
+                        anchor.addr.addr, link.name
+                    ));
                 }
-                ctx.log.info(format!("added {anchor} to {}", link.name));
-                format!("{anchor} is on {} (added by anchorip)", link.name)
+                (found, added)
             }
+        };
+        if found.addr.prefix != anchor.addr.prefix {
+            ctx.log.warn(format!(
+                "{} is on {} as /{}, not /{}: left as it is",
+                anchor.addr.addr, link.name, found.addr.prefix, anchor.addr.prefix
+            ));
+        }
+        let record = Started {
+            anchor: Anchor {
+                addr: found.addr,
+                nic: anchor.nic.clone(),
+            },
+            added,
+            created: found.created.filter(|_| added),
+        };
+        state.write(Started::RECORD, &record.to_record())?;
+        let message = if added {
+            format!("{} is on {} (added by anchorip)", record.anchor, link.name)
+        } else {
+            format!(
+                "{} is on {} (it was there already: stop leaves it)",
+                record.anchor, link.name
+            )
         };
         self.announce(ctx, &link, &anchor, wanted.arp_count);
         Ok(Status::ok(message))
@@ -280,16 +344,33 @@ impl Agent for AnchorIp {
         let mut nl = open_netlink(ctx)?;
         let (link, present) = find(&mut nl, anchor)?;
         let mut message = format!("{anchor} is not on {} (it was gone already)", anchor.nic);
-        if let Some(other) = present.filter(|p| p.prefix != anchor.addr.prefix) {
+        if let Some(other) = present.filter(|p| p.addr.prefix != anchor.addr.prefix) {
             // Replaced since the start by someone else's, with another prefix: not ours any more.
             ctx.log.warn(format!(
                 "{} is on {} as /{}, not the /{} anchorip added: left as it is",
-                anchor.addr.addr, anchor.nic, other.prefix, anchor.addr.prefix
+                anchor.addr.addr, anchor.nic, other.addr.prefix, anchor.addr.prefix
             ));
             state.remove(Started::RECORD)?;
             return Ok(Status::ok(format!(
                 "stopped; {}/{} stays on {}: anchorip did not add it",
-                other.addr, other.prefix, anchor.nic
+                other.addr.addr, other.addr.prefix, anchor.nic
+            )));
+        }
+        let recreated = match (started.created, present) {
+            (Some(ours), Some(now)) => now.created.is_some_and(|c| c != ours),
+            _ => false,
+        };
+        if recreated {
+            // Removed since the start and added again, by someone else (another resource).
+            ctx.log.warn(format!(
+                "{anchor} on {} is not the address anchorip added (that one was removed, and \
+                 this one added since): left as it is",
+                anchor.nic
+            ));
+            state.remove(Started::RECORD)?;
+            return Ok(Status::ok(format!(
+                "stopped; {anchor} stays on {}: it was added again since, not by this resource",
+                anchor.nic
             )));
         }
         if let (Some(link), Some(_)) = (link, present) {
@@ -351,22 +432,39 @@ impl Agent for AnchorIp {
 
     fn validate(&self, ctx: &Context) -> OcfResult<Status> {
         let wanted = Wanted::from_params(&ctx.params)?;
-        let what = match wanted.ip {
-            IpChoice::Auto => "ip=auto".to_string(),
-            IpChoice::Explicit(a) => a.to_string(),
+        let on = match &wanted.nic {
+            Some(nic) => format!("on {nic}"),
+            None => "on the interface whose subnet holds it".to_string(),
         };
-        if ctx.check_level() >= 10 {
-            let mut nl = open_netlink(ctx)?;
-            require_link(&mut nl, &wanted.nic)?;
-            return Ok(Status::ok(format!(
-                "parameters are valid and interface {} exists for {what}",
-                wanted.nic
-            )));
+        if ctx.check_level() < 10 {
+            let what = match wanted.ip {
+                IpChoice::Auto => "ip=auto".to_string(),
+                IpChoice::Explicit(a) => a.to_string(),
+            };
+            return Ok(Status::ok(format!("parameters are valid ({what} {on})")));
         }
-        Ok(Status::ok(format!(
-            "parameters are valid ({what} on {})",
-            wanted.nic
-        )))
+        let mut nl = open_netlink(ctx)?;
+        match wanted.ip {
+            // The metadata service is start's business: validate-all does not depend on it.
+            IpChoice::Auto => {
+                let nic = wanted.nic.as_deref().unwrap_or("eth0");
+                require_link(&mut nl, nic)?;
+                Ok(Status::ok(format!(
+                    "parameters are valid and interface {nic} exists for ip=auto"
+                )))
+            }
+            IpChoice::Explicit(a) => {
+                let placed = place(&mut nl, &wanted, a, wanted.prefix)?;
+                let why = match &placed.subnet {
+                    Some(s) => format!(" ({s} holds it)"),
+                    None => String::new(),
+                };
+                Ok(Status::ok(format!(
+                    "parameters are valid: {}/{} goes on {}{why}",
+                    a, placed.addr.prefix, placed.link.name
+                )))
+            }
+        }
     }
 }
 

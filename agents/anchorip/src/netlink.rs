@@ -7,7 +7,7 @@ use netlink_packet_core::{
     NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -28,6 +28,8 @@ pub struct Link {
     pub noarp: bool,
     /// The hardware address, for the sender field of a gratuitous ARP.
     pub mac: Option<[u8; 6]>,
+    /// IFF_UP: administratively up.
+    pub up: bool,
 }
 
 /// One address on an interface.
@@ -35,6 +37,19 @@ pub struct Link {
 pub struct IfAddr {
     pub addr: IpAddr,
     pub prefix: u8,
+}
+
+/// An address as the kernel has it on one interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Present {
+    /// The interface's index.
+    pub index: u32,
+    pub addr: IfAddr,
+    /// IPv4: the broadcast address set with it, if any.
+    pub broadcast: Option<Ipv4Addr>,
+    /// When the kernel created this address (`ifa_cacheinfo.cstamp`, hundredths of a second
+    /// since boot): tells the address someone added apart from the same address added again.
+    pub created: Option<u32>,
 }
 
 /// A route netlink socket, bound and connected to the kernel.
@@ -176,62 +191,68 @@ impl Rtnl {
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
             Err(e) => return Err(e),
         };
-        for answer in answers {
-            if let RouteNetlinkMessage::NewLink(link) = answer {
-                let mut found = Link {
-                    index: link.header.index,
-                    name: name.to_string(),
-                    loopback: link.header.flags.contains(LinkFlags::Loopback)
-                        || link.header.link_layer_type == LinkLayerType::Loopback,
-                    noarp: link.header.flags.contains(LinkFlags::Noarp),
-                    mac: None,
-                };
-                for attr in link.attributes {
-                    match attr {
-                        LinkAttribute::Address(a) if a.len() == 6 => {
-                            let mut mac = [0u8; 6];
-                            mac.copy_from_slice(&a);
-                            found.mac = Some(mac);
-                        }
-                        LinkAttribute::IfName(n) => found.name = n,
-                        _ => {}
-                    }
-                }
-                return Ok(Some(found));
-            }
-        }
-        Ok(None)
+        Ok(answers.into_iter().find_map(|answer| match answer {
+            RouteNetlinkMessage::NewLink(link) => Some(link_of(link, name)),
+            _ => None,
+        }))
     }
 
-    /// The addresses of the family of `like` on the interface `index`.
-    pub fn addresses(&mut self, index: u32, like: IpAddr) -> io::Result<Vec<IfAddr>> {
+    /// Every interface of this node (network namespace), in the kernel's order.
+    pub fn links(&mut self) -> io::Result<Vec<Link>> {
+        let answers = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|answer| match answer {
+                RouteNetlinkMessage::NewLink(link) => Some(link_of(link, "")),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The addresses of the family of `like`: on the interface `index`, or on every interface.
+    pub fn addresses(&mut self, index: Option<u32>, like: IpAddr) -> io::Result<Vec<Present>> {
         let mut msg = AddressMessage::default();
         msg.header.family = family(like);
-        msg.header.index = index;
+        msg.header.index = index.unwrap_or(0);
         let answers = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
         let mut found = Vec::new();
         for answer in answers {
             let RouteNetlinkMessage::NewAddress(a) = answer else {
                 continue;
             };
-            if a.header.index != index {
+            // The kernel may ignore the index of a dump request: filter here.
+            if index.is_some_and(|i| a.header.index != i) || a.header.family != family(like) {
                 continue;
             }
             // IPv4 keeps the interface's own address in IFA_LOCAL (IFA_ADDRESS is the peer of a
             // point-to-point link); IPv6 has only IFA_ADDRESS.
             let mut local = None;
             let mut address = None;
+            let mut broadcast = None;
+            let mut created = None;
             for attr in &a.attributes {
                 match attr {
                     AddressAttribute::Local(ip) => local = Some(*ip),
                     AddressAttribute::Address(ip) => address = Some(*ip),
+                    AddressAttribute::Broadcast(b) => broadcast = Some(*b),
+                    AddressAttribute::CacheInfo(CacheInfo { cstamp, .. }) => {
+                        created = Some(*cstamp)
+                    }
                     _ => {}
                 }
             }
             if let Some(addr) = local.or(address) {
-                found.push(IfAddr {
-                    addr,
-                    prefix: a.header.prefix_len,
+                found.push(Present {
+                    index: a.header.index,
+                    addr: IfAddr {
+                        addr,
+                        prefix: a.header.prefix_len,
+                    },
+                    broadcast,
+                    created,
                 });
             }
         }
@@ -239,24 +260,24 @@ impl Rtnl {
     }
 
     /// The address `addr` on interface `index`, whatever its prefix.
-    pub fn find(&mut self, index: u32, addr: IpAddr) -> io::Result<Option<IfAddr>> {
+    pub fn find(&mut self, index: u32, addr: IpAddr) -> io::Result<Option<Present>> {
         Ok(self
-            .addresses(index, addr)?
+            .addresses(Some(index), addr)?
             .into_iter()
-            .find(|a| a.addr == addr))
+            .find(|a| a.addr.addr == addr))
     }
 
-    fn address_message(index: u32, a: IfAddr) -> AddressMessage {
+    fn address_message(index: u32, a: IfAddr, brd: Option<Ipv4Addr>) -> AddressMessage {
         let mut msg = AddressMessage::default();
         msg.header.family = family(a.addr);
         msg.header.prefix_len = a.prefix;
         msg.header.index = index;
         msg.header.scope = AddressScope::Universe;
         match a.addr {
-            IpAddr::V4(v4) => {
+            IpAddr::V4(_) => {
                 msg.attributes.push(AddressAttribute::Local(a.addr));
                 msg.attributes.push(AddressAttribute::Address(a.addr));
-                if let Some(brd) = broadcast(v4, a.prefix) {
+                if let Some(brd) = brd {
                     msg.attributes.push(AddressAttribute::Broadcast(brd));
                 }
             }
@@ -274,9 +295,10 @@ impl Rtnl {
         msg
     }
 
-    /// Add `a` to interface `index`. Fails with EEXIST when it is there already.
-    pub fn add(&mut self, index: u32, a: IfAddr) -> io::Result<()> {
-        let msg = Self::address_message(index, a);
+    /// Add `a` to interface `index`, with the broadcast address `brd` (IPv4). Fails with EEXIST
+    /// when it is there already.
+    pub fn add(&mut self, index: u32, a: IfAddr, brd: Option<Ipv4Addr>) -> io::Result<()> {
+        let msg = Self::address_message(index, a, brd);
         self.request(
             RouteNetlinkMessage::NewAddress(msg),
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
@@ -286,10 +308,35 @@ impl Rtnl {
 
     /// Remove `a` from interface `index`. Fails with EADDRNOTAVAIL when it is not there.
     pub fn delete(&mut self, index: u32, a: IfAddr) -> io::Result<()> {
-        let msg = Self::address_message(index, a);
+        let msg = Self::address_message(index, a, None);
         self.request(RouteNetlinkMessage::DelAddress(msg), NLM_F_ACK)
             .map(|_| ())
     }
+}
+
+/// A link message as a [`Link`]; `name` until the message names it.
+fn link_of(link: LinkMessage, name: &str) -> Link {
+    let mut found = Link {
+        index: link.header.index,
+        name: name.to_string(),
+        loopback: link.header.flags.contains(LinkFlags::Loopback)
+            || link.header.link_layer_type == LinkLayerType::Loopback,
+        noarp: link.header.flags.contains(LinkFlags::Noarp),
+        mac: None,
+        up: link.header.flags.contains(LinkFlags::Up),
+    };
+    for attr in link.attributes {
+        match attr {
+            LinkAttribute::Address(a) if a.len() == 6 => {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(&a);
+                found.mac = Some(mac);
+            }
+            LinkAttribute::IfName(n) => found.name = n,
+            _ => {}
+        }
+    }
+    found
 }
 
 fn family(addr: IpAddr) -> AddressFamily {
@@ -299,13 +346,23 @@ fn family(addr: IpAddr) -> AddressFamily {
     }
 }
 
-/// The broadcast address `ip addr add … brd +` would set; none for /31 and /32.
+/// The broadcast address `ip addr add … brd +` would set (the host bits set); none for /31 and
+/// /32.
 pub fn broadcast(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
     if prefix >= 31 {
         return None;
     }
     let host_bits = u32::MAX >> prefix;
     Some(Ipv4Addr::from(u32::from(addr) | host_bits))
+}
+
+/// The broadcast address `brd -` would set (the host bits cleared); none for /31 and /32.
+pub fn broadcast_minus(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
+    if prefix >= 31 {
+        return None;
+    }
+    let host_bits = u32::MAX >> prefix;
+    Some(Ipv4Addr::from(u32::from(addr) & !host_bits))
 }
 
 #[cfg(test)]
@@ -319,6 +376,8 @@ mod tests {
         assert_eq!(broadcast(a, 24), Some("10.17.0.255".parse().unwrap()));
         assert_eq!(broadcast(a, 31), None);
         assert_eq!(broadcast(a, 32), None);
+        assert_eq!(broadcast_minus(a, 16), Some("10.17.0.0".parse().unwrap()));
+        assert_eq!(broadcast_minus(a, 31), None);
     }
 
     #[test]
@@ -329,6 +388,7 @@ mod tests {
                 addr: "2001:db8::5".parse().unwrap(),
                 prefix: 128,
             },
+            None,
         );
         assert_eq!(m.header.index, 3);
         assert!(m.header.flags.contains(AddressHeaderFlags::Nodad));

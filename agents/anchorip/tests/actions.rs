@@ -40,13 +40,23 @@ fn life_cycle(ns: &Netns, nic: &str, params: &[(&str, &str)], shown: &str) {
 #[test]
 fn ipv4_on_lo_defaults_to_32() {
     let ns = Netns::new("a-v4lo");
-    life_cycle(&ns, "lo", &[("ip", "10.17.1.18")], "10.17.1.18/32");
+    life_cycle(
+        &ns,
+        "lo",
+        &[("ip", "10.17.1.18"), ("nic", "lo")],
+        "10.17.1.18/32",
+    );
 }
 
 #[test]
 fn ipv6_on_lo_defaults_to_128() {
     let ns = Netns::new("a-v6lo");
-    life_cycle(&ns, "lo", &[("ip", "2001:db8::7")], "2001:db8::7/128");
+    life_cycle(
+        &ns,
+        "lo",
+        &[("ip", "2001:db8::7"), ("nic", "lo")],
+        "2001:db8::7/128",
+    );
 }
 
 #[test]
@@ -117,7 +127,7 @@ fn ipv6_on_veth_is_usable_at_once() {
 #[test]
 fn start_and_stop_are_idempotent() {
     let ns = Netns::new("a-idem");
-    let rsc = Rsc::new(&ns, "idem", &[("ip", "10.17.1.18")]);
+    let rsc = Rsc::new(&ns, "idem", &[("ip", "10.17.1.18"), ("nic", "lo")]);
     expect(&rsc.stop(), 0, "stop before any start");
     expect(&rsc.start(), 0, "start");
     let run = rsc.start();
@@ -139,11 +149,16 @@ fn start_and_stop_are_idempotent() {
 #[test]
 fn two_instances_side_by_side() {
     let ns = netns_with_eth0("a-two");
-    let a = Rsc::new(&ns, "anchor-a", &[("ip", "10.17.1.18")]);
+    let a = Rsc::new(&ns, "anchor-a", &[("ip", "10.17.1.18"), ("nic", "lo")]);
     let b = Rsc::new(
         &ns,
         "anchor-b",
-        &[("ip", "10.17.1.19"), ("nic", "eth0"), ("arp_count", "0")],
+        &[
+            ("ip", "10.17.1.19"),
+            ("nic", "eth0"),
+            ("cidr_netmask", "32"),
+            ("arp_count", "0"),
+        ],
     );
     // Both share one state directory, as on a real node.
     let shared = a.state.path().display().to_string();
@@ -210,8 +225,12 @@ fn a_pre_existing_address_is_never_removed() {
     expect(&rsc.stop(), 0, "second stop");
     assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
 
-    // Present with another prefix (the default /32 here) counts as present, and stays.
-    let other = Rsc::new(&ns, "pre32", &[("ip", "10.17.0.5"), ("nic", "eth0")]);
+    // Present with another prefix counts as present, and stays.
+    let other = Rsc::new(
+        &ns,
+        "pre32",
+        &[("ip", "10.17.0.5"), ("nic", "eth0"), ("cidr_netmask", "32")],
+    );
     expect(&other.start(), 0, "start with another prefix");
     let v4: Vec<String> = ns
         .addresses("eth0")
@@ -226,7 +245,7 @@ fn a_pre_existing_address_is_never_removed() {
 #[test]
 fn an_address_removed_behind_the_agents_back() {
     let ns = Netns::new("a-gone");
-    let rsc = Rsc::new(&ns, "gone", &[("ip", "10.17.1.18")]);
+    let rsc = Rsc::new(&ns, "gone", &[("ip", "10.17.1.18"), ("nic", "lo")]);
     expect(&rsc.start(), 0, "start");
     ns.ip(&["addr", "del", "10.17.1.18/32", "dev", "lo"]);
     let run = rsc.monitor();
@@ -248,7 +267,7 @@ fn an_address_removed_behind_the_agents_back() {
 #[test]
 fn a_record_from_before_a_reboot_is_not_believed() {
     let ns = Netns::new("a-boot");
-    let rsc = Rsc::new(&ns, "boot", &[("ip", "10.17.1.18")]);
+    let rsc = Rsc::new(&ns, "boot", &[("ip", "10.17.1.18"), ("nic", "lo")]);
     expect(&rsc.start(), 0, "start");
     // Pretend the record was written in another boot (HA_RSCTMP survived the reboot).
     let record = rsc.state.path().join("cloudha/anchorip-boot.started");
@@ -277,6 +296,8 @@ fn gratuitous_arp_reaches_the_neighbour() {
     ns.ip(&["link", "set", "peer0", "netns", &peer.name]);
     ns.ip(&["link", "set", "eth0", "up"]);
     peer.ip(&["link", "set", "peer0", "up"]);
+    // eth0's subnet: the addresses below go there as /16, found without nic or cidr_netmask.
+    ns.ip(&["addr", "add", "10.17.0.1/16", "dev", "eth0"]);
     cloudha_tests::sh(
         peer.command("sysctl")
             .args(["-qw", "net.ipv4.conf.peer0.arp_accept=1"]),
@@ -289,18 +310,11 @@ fn gratuitous_arp_reaches_the_neighbour() {
         .expect("eth0's MAC")
         .to_string();
 
-    let silent = Rsc::new(
-        &ns,
-        "silent",
-        &[("ip", "10.17.0.9"), ("nic", "eth0"), ("arp_count", "0")],
-    );
+    let silent = Rsc::new(&ns, "silent", &[("ip", "10.17.0.9"), ("arp_count", "0")]);
     expect(&silent.start(), 0, "start with arp_count=0");
-    let loud = Rsc::new(
-        &ns,
-        "loud",
-        &[("ip", "10.17.0.5"), ("nic", "eth0"), ("arp_count", "2")],
-    );
+    let loud = Rsc::new(&ns, "loud", &[("ip", "10.17.0.5"), ("arp_count", "2")]);
     expect(&loud.start(), 0, "start with arp_count=2");
+    assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
 
     let neigh = peer.ip(&["neigh", "show", "dev", "peer0"]);
     assert!(
@@ -336,7 +350,16 @@ fn flags_work_like_the_environment() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let base = ["--ip", "10.17.1.18", "--nic", "eth0", "--arp-count", "0"];
+    let base = [
+        "--ip",
+        "10.17.1.18",
+        "--nic",
+        "eth0",
+        "--cidr-netmask",
+        "32",
+        "--arp-count",
+        "0",
+    ];
     let with = |action: &str| {
         let mut v = base.to_vec();
         v.push(action);
@@ -355,7 +378,7 @@ fn flags_work_like_the_environment() {
 #[test]
 fn an_address_replaced_with_another_prefix_is_not_removed() {
     let ns = Netns::new("a-repl");
-    let rsc = Rsc::new(&ns, "repl", &[("ip", "10.17.1.18")]);
+    let rsc = Rsc::new(&ns, "repl", &[("ip", "10.17.1.18"), ("nic", "lo")]);
     expect(&rsc.start(), 0, "start");
     // Someone else's now: same address, another prefix.
     ns.ip(&["addr", "del", "10.17.1.18/32", "dev", "lo"]);
@@ -371,7 +394,7 @@ fn concurrent_starts_of_one_instance_agree_on_who_added_it() {
     // A person and Pacemaker starting the same instance at once: the instance lock serialises
     // them, so the second sees the first's record and the stop still removes the address.
     let ns = Netns::new("a-race");
-    let rsc = Rsc::new(&ns, "race", &[("ip", "10.17.1.18")]);
+    let rsc = Rsc::new(&ns, "race", &[("ip", "10.17.1.18"), ("nic", "lo")]);
     for round in 0..8 {
         let runs: Vec<_> = std::thread::scope(|s| {
             let a = s.spawn(|| rsc.start());
@@ -386,5 +409,82 @@ fn concurrent_starts_of_one_instance_agree_on_who_added_it() {
             !ns.addresses("lo").contains(&"10.17.1.18/32".to_string()),
             "round {round}: the stop left the address: a start recorded it as not ours"
         );
+    }
+}
+
+#[test]
+fn two_resources_starting_one_address_at_once_never_both_claim_it() {
+    // Two different resources for one address (a mistake, or two configurations in transition),
+    // started at the same moment: both may find the address absent, both ask the kernel to add
+    // it, one gets EEXIST. Only the one whose add succeeded may record it as its own, or the
+    // other's stop removes the address from under the first.
+    let ns = Netns::new("a-claim");
+    let params = [("ip", "10.17.1.18"), ("nic", "lo")];
+    for round in 0..40 {
+        let a = Rsc::new(&ns, "claim-a", &params);
+        let b = Rsc::new(&ns, "claim-b", &params);
+        let (ra, rb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| a.start());
+            let tb = s.spawn(|| b.start());
+            (ta.join().expect("start a"), tb.join().expect("start b"))
+        });
+        expect(&ra, 0, &format!("start a, round {round}"));
+        expect(&rb, 0, &format!("start b, round {round}"));
+        let claims = [a.claims(), b.claims()];
+        assert_eq!(
+            claims.iter().filter(|c| **c).count(),
+            1,
+            "round {round}: exactly one of the two added the address, but the records say \
+             a={} b={}\na: {:?}\nb: {:?}",
+            claims[0],
+            claims[1],
+            a.record(),
+            b.record()
+        );
+        // The resource that did not add it leaves it on stop; the other one removes it.
+        let (owner, other) = if claims[0] { (&a, &b) } else { (&b, &a) };
+        expect(&other.stop(), 0, "stop of the resource that did not add it");
+        assert!(
+            ns.addresses("lo").contains(&"10.17.1.18/32".to_string()),
+            "round {round}: the stop of a resource that did not add the address removed it"
+        );
+        expect(&owner.stop(), 0, "stop of the resource that added it");
+        assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
+    }
+}
+
+#[test]
+fn a_stale_claim_does_not_remove_another_resources_address() {
+    // Resource A added the address; it was removed behind the cluster's back; resource B (another
+    // resource for the same address) added it again. A's record still says "added": its stop must
+    // not take B's address away, because the address now there is not the one A added.
+    let ns = Netns::new("a-stale");
+    for (ip, shown) in [
+        ("10.17.1.18", "10.17.1.18/32"),
+        ("2001:db8::18", "2001:db8::18/128"),
+    ] {
+        let params = [("ip", ip), ("nic", "lo")];
+        let a = Rsc::new(&ns, "stale-a", &params);
+        let b = Rsc::new(&ns, "stale-b", &params);
+        expect(&a.start(), 0, "start a");
+        assert!(a.claims());
+        ns.ip(&["addr", "del", shown, "dev", "lo"]);
+        // The kernel stamps an address's creation in hundredths of a second: let the clock move.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        expect(&b.start(), 0, "start b");
+        assert!(b.claims(), "b added {shown}: {:?}", b.record());
+        expect(&a.stop(), 0, "stop a");
+        assert!(
+            ns.addresses("lo").contains(&shown.to_string()),
+            "a's stop removed the {shown} that b added"
+        );
+        // A start of A now finds B's address: not A's to claim.
+        expect(&a.start(), 0, "start a again");
+        assert!(!a.claims(), "a claims b's {shown}: {:?}", a.record());
+        expect(&a.stop(), 0, "stop a again");
+        assert!(ns.addresses("lo").contains(&shown.to_string()));
+        expect(&b.monitor(), 0, "b still running");
+        expect(&b.stop(), 0, "stop b");
+        assert!(!ns.addresses("lo").contains(&shown.to_string()));
     }
 }

@@ -153,3 +153,87 @@ fn a_droplet_without_an_anchor_ip_is_5() {
     expect(&rsc.probe(), 7, "probe");
     expect(&rsc.stop(), 0, "stop");
 }
+
+#[test]
+fn an_unusable_anchor_from_the_metadata_service_is_refused_and_retried() {
+    // The metadata service is node-local and transient: an answer that an interface cannot hold
+    // is treated like garbage, retried until the deadline, then 1 (never 6, never added).
+    for (bad, says) in [
+        ("224.0.0.5", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("255.255.255.255", "broadcast"),
+    ] {
+        let (ns, cloud) = droplet("u-bad");
+        cloud.set_anchor(DROPLET, bad, "255.255.0.0", "10.17.0.1");
+        let rsc = Rsc::new(&ns, "anchor", &[("ip", "auto"), ("arp_count", "0")]);
+        let t = Instant::now();
+        let run = rsc.run_with("start", &[("OCF_RESKEY_CRM_meta_timeout", "3000")]);
+        let took = t.elapsed();
+        expect(&run, 1, &format!("start with the anchor IP {bad}"));
+        let reason = run.exit_reason().unwrap_or_default();
+        assert!(
+            reason.starts_with("parameter 'ip' is 'auto', but the metadata service")
+                && reason.contains(bad)
+                && reason.contains(says),
+            "{bad}: {reason}"
+        );
+        assert!(
+            cloud.metadata_request_count(DROPLET) > 2,
+            "{bad}: not retried"
+        );
+        assert!(
+            took >= Duration::from_millis(1500) && took < Duration::from_secs(3),
+            "{bad}: gave up after {took:?} (timeout 3 s)"
+        );
+        assert!(
+            !ns.addresses("eth0").iter().any(|a| a.starts_with(bad)),
+            "{bad} was put on eth0: {:?}",
+            ns.addresses("eth0")
+        );
+        assert!(rsc.records().is_empty(), "{bad}: {:?}", rsc.records());
+    }
+}
+
+#[test]
+fn a_garbled_answer_is_retried_within_the_deadline() {
+    // A proxy's HTML page instead of the address (200): retried like any transient fault.
+    let (ns, cloud) = droplet("u-garble");
+    cloud.inject(Fault::garbled(Scope::Metadata).times(2));
+    let rsc = Rsc::new(&ns, "anchor", &[("ip", "auto"), ("arp_count", "0")]);
+    expect(&rsc.start(), 0, "start through two garbled answers");
+    assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
+    expect(&rsc.stop(), 0, "stop");
+
+    // One that stays garbled: 1 at the deadline, saying what it got.
+    cloud.inject(Fault::garbled(Scope::Metadata));
+    let run = rsc.run_with("start", &[("OCF_RESKEY_CRM_meta_timeout", "3000")]);
+    expect(&run, 1, "start with the answers garbled until the timeout");
+    let reason = run.exit_reason().unwrap_or_default();
+    assert!(
+        reason.starts_with("parameter 'ip' is 'auto', but the metadata service")
+            && reason.contains("not an IPv4 address"),
+        "{reason}"
+    );
+    assert!(rsc.records().is_empty());
+}
+
+#[test]
+fn an_anchor_that_becomes_usable_while_start_retries_is_taken() {
+    let (ns, cloud) = droplet("u-later");
+    cloud.set_anchor(DROPLET, "224.0.0.5", "255.255.0.0", "10.17.0.1");
+    let rsc = Rsc::new(&ns, "anchor", &[("ip", "auto"), ("arp_count", "0")]);
+    let run = std::thread::scope(|s| {
+        let start = s.spawn(|| rsc.start());
+        std::thread::sleep(Duration::from_millis(700));
+        cloud.set_anchor(DROPLET, "10.17.0.5", "255.255.0.0", "10.17.0.1");
+        start.join().expect("start")
+    });
+    expect(
+        &run,
+        0,
+        "start once the metadata service answers a usable address",
+    );
+    assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
+    assert!(!ns.addresses("eth0").iter().any(|a| a.starts_with("224.")));
+    expect(&rsc.stop(), 0, "stop");
+}

@@ -125,6 +125,27 @@ fn parameters_wrong_everywhere_are_6() {
     );
     rejected(
         &ns,
+        &[("ip", "10.17.1.18"), ("broadcast", "10.17.1")],
+        6,
+        "broadcast",
+        "is not an IPv4 address (nor '+' or '-')",
+    );
+    rejected(
+        &ns,
+        &[("ip", "2001:db8::7"), ("nic", "lo"), ("broadcast", "+")],
+        6,
+        "broadcast",
+        "IPv6 has no broadcast",
+    );
+    rejected(
+        &ns,
+        &[("ip", "fe80::7")],
+        6,
+        "nic",
+        "is required for the link-local address fe80::7",
+    );
+    rejected(
+        &ns,
         &[("ip", "auto"), ("metadata_url", "ftp://169.254.169.254/")],
         6,
         "metadata_url",
@@ -152,7 +173,15 @@ fn a_missing_interface_is_5_on_this_node_only() {
     expect(&rsc.probe(), 7, "probe");
     expect(&rsc.stop(), 0, "stop");
     // The same parameters with an interface that exists are fine at level 10.
-    let ok = Rsc::new(&ns, "withnic", &[("ip", "10.17.1.18"), ("nic", "eth0")]);
+    let ok = Rsc::new(
+        &ns,
+        "withnic",
+        &[
+            ("ip", "10.17.1.18"),
+            ("nic", "eth0"),
+            ("cidr_netmask", "32"),
+        ],
+    );
     expect(&ok.validate("10"), 0, "validate-all level 10, eth0 present");
 }
 

@@ -37,7 +37,7 @@ fn tester(ns: &Netns, name: &str, params: &[(&str, &str)]) {
 #[test]
 fn ocf_tester_passes_ipv4_on_lo() {
     let ns = Netns::new("t-lo");
-    tester(&ns, "anchorip-lo", &[("ip", "10.17.1.18")]);
+    tester(&ns, "anchorip-lo", &[("ip", "10.17.1.18"), ("nic", "lo")]);
     assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
 }
 
@@ -111,7 +111,7 @@ fn crm_resource_force_actions_run_the_agent_as_pacemaker_does() {
         .env("CIB_file", &cib)
         .args(["-C", "-o", "resources", "-X"])
         .arg(format!(
-            r#"<primitive id="{id}" class="ocf" provider="cloudha" type="anchorip"><instance_attributes id="{id}-ia"><nvpair id="{id}-ip" name="ip" value="10.17.1.18"/></instance_attributes></primitive>"#
+            r#"<primitive id="{id}" class="ocf" provider="cloudha" type="anchorip"><instance_attributes id="{id}-ia"><nvpair id="{id}-ip" name="ip" value="10.17.1.18"/><nvpair id="{id}-nic" name="nic" value="lo"/></instance_attributes></primitive>"#
         )));
     let force = |what: &str| {
         output(

@@ -10,8 +10,10 @@ use std::path::Path;
 /// The most of a token file that is read: the token's line must end within it.
 const MAX_READ: usize = 4096;
 
-/// What no API accepts in a token (no HTTP header carries it): wrong on every node.
+/// What no API accepts in a token (no HTTP header carries it).
 const CONTROL: &str = "holds a control character: no API accepts it";
+/// A token file with no token in it.
+const EMPTY: &str = "is empty on this node";
 
 /// The whole lines within the first `MAX_READ` bytes of `file`, and whether more followed.
 /// Never more is read, whatever the file holds.
@@ -80,23 +82,14 @@ pub fn read_token_file(path: &Path, ctx: &Context) -> OcfResult<Secret> {
     let (text, cut) = std::fs::File::open(path)
         .and_then(head)
         .map_err(unreadable)?;
-    let token = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("");
-    if token.is_empty() && cut {
-        return Err(fault(
-            OcfCode::ErrInstalled,
-            format!("{shown} holds no token within its first {MAX_READ} bytes on this node"),
-        ));
-    }
-    if token.is_empty() {
-        return Err(fault(
-            OcfCode::ErrInstalled,
-            format!("{shown} is empty on this node"),
-        ));
-    }
+    let token = token_from_text(&text).map_err(|why| {
+        let why = if cut && why == EMPTY {
+            format!("holds no token within its first {MAX_READ} bytes on this node")
+        } else {
+            why.to_string()
+        };
+        fault(OcfCode::ErrInstalled, format!("{shown} {why}"))
+    })?;
     Ok(Secret::new(token))
 }
 
@@ -107,10 +100,70 @@ pub fn mask_parameter(ctx: &Context) {
     }
 }
 
+/// The key of the YAML file that DigitalOcean keepalived setups keep (`/etc/digitalocean.yaml`).
+const YAML_KEY: &str = "apiToken";
+
+/// The token in a token file's text, or why there is none (words that never quote the file).
+///
+/// Two formats. Plain: the first line that is not blank and not a `#` comment is the token, a
+/// single word. YAML, as in `/etc/digitalocean.yaml`: otherwise the value of the top-level key
+/// `apiToken` (`apiToken: TOKEN`, `apiToken: "TOKEN"` or `apiToken: 'TOKEN'`, comments and
+/// other keys allowed). CRLF line ends and a byte-order mark are fine.
+fn token_from_text(text: &str) -> Result<&str, &'static str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let significant = |l: &&str| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    };
+    let Some(first) = text.lines().find(significant) else {
+        return Err(EMPTY);
+    };
+    let first = first.trim();
+    if first != "---" && !first.contains(':') && !first.contains(char::is_whitespace) {
+        return Ok(first);
+    }
+    // YAML: a top-level key starts its line (an indented one belongs to another mapping).
+    let Some(value) = text.lines().find_map(|l| {
+        l.strip_prefix(YAML_KEY)?
+            .trim_start_matches([' ', '\t'])
+            .strip_prefix(':')
+    }) else {
+        return Err(
+            "holds neither a token on its first line nor a top-level 'apiToken:' key on this node",
+        );
+    };
+    let value = value.trim();
+    let token = match value.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            let Some((inside, after)) = value[1..].split_once(q) else {
+                return Err("has an 'apiToken:' value whose quote is not closed");
+            };
+            let after = after.trim_start();
+            if !after.is_empty() && !after.starts_with('#') {
+                return Err("has more text after the quoted 'apiToken:' value");
+            }
+            inside
+        }
+        // A comment starts with '#' after whitespace (or as the whole value).
+        _ if value.starts_with('#') => "",
+        _ => value
+            .split_once(" #")
+            .or_else(|| value.split_once("\t#"))
+            .map_or(value, |(v, _)| v.trim_end()),
+    };
+    if token.trim().is_empty() {
+        return Err("has an empty 'apiToken:' value on this node");
+    }
+    if token.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err("has an 'apiToken:' value with spaces or control characters in it");
+    }
+    Ok(token)
+}
+
 /// The token for API calls, masked in every log line from now on.
-/// 6 when neither parameter is set, or when the token holds a control character (wrong
-/// everywhere, and no request could carry it); 5 when `api_token` arrived as the cibsecret
-/// placeholder without a file to fall back on (missing on this node only).
+/// 6 when neither parameter is set, or when `api_token` holds a control character (wrong
+/// everywhere, and no request could carry it); 5 when the file's token does (that node's copy),
+/// or when `api_token` arrived as the cibsecret placeholder without a file to fall back on.
 pub fn token(ctx: &Context) -> OcfResult<Secret> {
     let p = &ctx.params;
     let control = |t: &Secret| t.expose().chars().any(char::is_control);
@@ -126,8 +179,9 @@ pub fn token(ctx: &Context) -> OcfResult<Secret> {
         let t = read_token_file(Path::new(&file), ctx)?;
         ctx.log.mask(&t);
         if control(&t) {
+            // The file is this node's copy: 5 here, the resource may still run elsewhere.
             let detail = format!("{file}: the token {CONTROL}");
-            return Err(p.fault(OcfCode::ErrConfigured, &API_TOKEN_FILE, detail));
+            return Err(p.fault(OcfCode::ErrInstalled, &API_TOKEN_FILE, detail));
         }
         return Ok(t);
     }
@@ -230,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn a_control_character_is_6_naming_the_parameter_never_the_value() {
+    fn a_control_character_is_refused_naming_the_parameter_never_the_value() {
         for value in [
             "dop\u{1}krit",
             "dopkrit\n",
@@ -250,7 +304,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = file(dir.path(), "t", "\n dop\u{1}krit \n", 0o600);
         let e = token(&ctx(&[("OCF_RESKEY_api_token_file", &f)])).unwrap_err();
-        assert_eq!(e.code, OcfCode::ErrConfigured);
+        // The file is this node's copy: 5, not a ban everywhere.
+        assert_eq!(e.code, OcfCode::ErrInstalled);
         assert!(
             e.reason.starts_with("parameter 'api_token_file': ")
                 && e.reason
@@ -324,5 +379,102 @@ mod tests {
                 }
             }
         }
+    }
+    fn plain_files_give_their_first_line() {
+        assert_eq!(token_from_text("dop_v1_abc"), Ok("dop_v1_abc"));
+        assert_eq!(token_from_text("dop_v1_abc\n"), Ok("dop_v1_abc"));
+        assert_eq!(
+            token_from_text("\n \n  dop_v1_abc  \nlater lines\n"),
+            Ok("dop_v1_abc")
+        );
+        assert_eq!(
+            token_from_text("# the API token\n\ndop_v1_abc\n"),
+            Ok("dop_v1_abc")
+        );
+        assert_eq!(token_from_text("dop_v1_abc\r\n"), Ok("dop_v1_abc"));
+        assert_eq!(
+            token_from_text("\r\n# c\r\ndop_v1_abc\r\n"),
+            Ok("dop_v1_abc")
+        );
+        assert_eq!(token_from_text("\u{feff}dop_v1_abc\n"), Ok("dop_v1_abc"));
+    }
+
+    #[test]
+    fn yaml_files_give_api_token() {
+        for text in [
+            "apiToken: dop_v1_abc\n",
+            "apiToken: dop_v1_abc",
+            "apiToken:dop_v1_abc\n",
+            "apiToken:   dop_v1_abc   \n",
+            "apiToken: \"dop_v1_abc\"\n",
+            "apiToken: 'dop_v1_abc'\n",
+            "apiToken : 'dop_v1_abc'\n",
+            "apiToken: dop_v1_abc # read-write, made 2016\n",
+            "apiToken: \"dop_v1_abc\"  # quoted\n",
+            "apiToken: 'dop_v1_abc'\t# quoted\n",
+            "# DigitalOcean\n---\napiToken: dop_v1_abc\n",
+            "region: nyc3\ndropletName: lb-1\napiToken: \"dop_v1_abc\"\nfloatingIp: 203.0.113.10\n",
+            "apiTokenFile: /nowhere\napiToken: dop_v1_abc\n",
+            "nested:\n  apiToken: dop_v1_other\napiToken: dop_v1_abc\n",
+            "apiToken: dop_v1_abc\r\n",
+            "region: nyc3\r\napiToken: 'dop_v1_abc'\r\n",
+            "\u{feff}apiToken: \"dop_v1_abc\"\r\n",
+        ] {
+            assert_eq!(token_from_text(text), Ok("dop_v1_abc"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn files_without_a_token_say_why_without_quoting_it() {
+        for (text, why) in [
+            ("", "is empty"),
+            (" \n\n\t\n", "is empty"),
+            ("\r\n\r\n", "is empty"),
+            ("# nothing yet\n", "is empty"),
+            ("apiToken:\n", "empty 'apiToken:'"),
+            ("apiToken: ''\n", "empty 'apiToken:'"),
+            ("apiToken: \"\"\r\n", "empty 'apiToken:'"),
+            ("apiToken: # to do\n", "empty 'apiToken:'"),
+            (
+                "region: nyc3\nfloatingIp: 203.0.113.10\n",
+                "neither a token",
+            ),
+            ("nested:\n  apiToken: dop_v1_secret\n", "neither a token"),
+            ("---\n", "neither a token"),
+            ("dop_v1_secret # mine\n", "neither a token"),
+            ("apiToken: 'dop_v1_secret\n", "not closed"),
+            ("apiToken: \"dop_v1_secret'\n", "not closed"),
+            ("apiToken: 'dop_v1_secret' extra\n", "more text"),
+            ("apiToken: dop_v1_secret trailing\n", "spaces"),
+            ("apiToken: 'dop_v1 secret'\n", "spaces"),
+        ] {
+            let e = token_from_text(text).expect_err(text);
+            assert!(e.contains(why), "{text:?}: {e}");
+            assert!(
+                !e.contains("dop_v1") && !e.contains("secret"),
+                "{text:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_yaml_token_file_works_and_stays_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = file(
+            dir.path(),
+            "digitalocean.yaml",
+            "region: nyc3\napiToken: \"dop_v1_yamlfile\"\n",
+            0o600,
+        );
+        let c = ctx(&[("OCF_RESKEY_api_token_file", &yaml)]);
+        assert_eq!(token(&c).unwrap().expose(), "dop_v1_yamlfile");
+        assert_eq!(c.log.scrub("x dop_v1_yamlfile y"), "x *** y");
+        let broken = file(dir.path(), "b.yaml", "apiToken: 'dop_v1_yamlfile\n", 0o600);
+        let e = token(&ctx(&[("OCF_RESKEY_api_token_file", &broken)])).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrInstalled);
+        assert!(e
+            .reason
+            .contains("b.yaml has an 'apiToken:' value whose quote is not closed"));
+        assert!(!e.reason.contains("dop_v1_yamlfile"), "{}", e.reason);
     }
 }

@@ -53,9 +53,11 @@ fn kind(k: &FaultKind) -> &'static str {
         FaultKind::Garbled => "garbled",
         FaultKind::Truncated => "truncated",
         FaultKind::ActionErrored => "action_errored",
+        FaultKind::ProxyStatus(_) => "proxy_status",
+        FaultKind::OtherIp => "other_ip",
     }
 }
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 11] = [
     "delay",
     "status",
     "reset",
@@ -65,6 +67,8 @@ const KINDS: [&str; 9] = [
     "garbled",
     "truncated",
     "action_errored",
+    "proxy_status",
+    "other_ip",
 ];
 
 fn cases() -> Vec<Case> {
@@ -121,6 +125,44 @@ fn cases() -> Vec<Case> {
         case(
             "API truncated twice",
             vec![Fault::truncated(api.clone()).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        // A proxy in front of the API answers 401/404 with its own HTML page: not the cloud's
+        // word on the token or the address, so never 6 (a ban everywhere).
+        case(
+            "proxy's HTML 401 always",
+            vec![Fault::proxy_status(api.clone(), 401)],
+            [1, 0, 0, 0, 1],
+        ),
+        case(
+            "proxy's HTML 401 twice",
+            vec![Fault::proxy_status(api.clone(), 401).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "proxy's HTML 404 always",
+            vec![Fault::proxy_status(api.clone(), 404)],
+            [1, 0, 0, 0, 1],
+        ),
+        case(
+            "proxy's HTML 404 twice",
+            vec![Fault::proxy_status(api.clone(), 404).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "proxy's HTML 404 on the metadata service",
+            vec![Fault::proxy_status(md.clone(), 404)],
+            [1, 0, 1, 1, 0],
+        ),
+        // A well-formed answer about another address is garbled, never "it points here".
+        case(
+            "API answers for another address",
+            vec![Fault::other_ip()],
+            [1, 0, 0, 0, 1],
+        ),
+        case(
+            "API answers for another address twice",
+            vec![Fault::other_ip().times(2)],
             [0, 0, 0, 0, 0],
         ),
         case(

@@ -2,7 +2,7 @@
 //! bearer tokens, per-token rate budgets with `ratelimit-*` headers, reserved/floating IP reads,
 //! assign/unassign actions that stay `in-progress` for the configured time, action status.
 
-use super::faults::FaultKind;
+use super::faults::{ip_read, FaultKind, OTHER_IP, OTHER_IP_ALT};
 use super::http::{Request, Response};
 use super::state::{ActionKind, ActionRefused};
 use super::Shared;
@@ -101,6 +101,28 @@ pub fn fault_answer(shared: &Shared, req: &Request, fault: &FaultKind) -> Respon
         ),
     };
     with_headers(resp, headers, shared)
+}
+
+/// The answer of an `OtherIp` fault to a read of one IP: the normal answer (budget, token and
+/// 404 included), but a 200's IP object names another address, still with the real holder.
+pub fn other_ip_answer(shared: &Shared, req: &Request) -> Response {
+    let mut resp = handle(shared, req);
+    if resp.status != 200 {
+        return resp;
+    }
+    let other = match ip_read(&req.method, &req.path) {
+        Some(OTHER_IP) => OTHER_IP_ALT,
+        _ => OTHER_IP,
+    };
+    if let Ok(mut v) = serde_json::from_slice::<Value>(&resp.body) {
+        for family in [RESERVED, FLOATING] {
+            if let Some(obj) = v.get_mut(family.singular).and_then(Value::as_object_mut) {
+                obj.insert("ip".to_string(), json!(other));
+            }
+        }
+        resp.body = v.to_string().into_bytes();
+    }
+    resp
 }
 
 pub fn handle(shared: &Shared, req: &Request) -> Response {

@@ -54,7 +54,9 @@ pub enum FaultKind {
     Hang,
     /// The service is down: each new connection is reset at once, before a request is read,
     /// and so is a connection opened before, at its next request. Not recorded; paths and
-    /// methods are not looked at. `Times(n)` counts connections and requests cut.
+    /// methods are not looked at. `Times(n)` counts connections and requests cut. On an API
+    /// listener the request is read first (then cut, unanswered and unrecorded), so that the
+    /// `/_fake/` admin paths, which are never faulted, still answer.
     Outage,
     /// 429 `too_many_requests` with this `retry-after`, whatever the budget says.
     RateLimited { retry_after: u64 },
@@ -64,9 +66,35 @@ pub enum FaultKind {
     /// The normal answer cut short: the headers promise more body than is sent, then the
     /// connection closes.
     Truncated,
+    /// This status with an HTML error page (`text/html`), as a corporate proxy or a load balancer
+    /// in front of the API would answer: not DigitalOcean's JSON error, and none of its headers
+    /// (`ratelimit-*`, `x-request-id`); the request does not reach the API (no budget spent).
+    ProxyStatus(u16),
+    /// `GET /v2/{reserved,floating}_ips/{ip}` answers 200 with well-formed JSON that describes
+    /// another address ([`OTHER_IP`], or [`OTHER_IP_ALT`] when that is the address asked for),
+    /// held by the droplet that holds the address asked for, as a buggy cache might. Fires only
+    /// on those reads (API listeners, GET, one IP); other requests pass and do not consume it.
+    OtherIp,
     /// The next assign/unassign actions created end `errored` (the holder does not change).
     /// Only the trigger matters (use `Times`); scope, path and method are ignored.
     ActionErrored,
+}
+
+/// The address an [`FaultKind::OtherIp`] answer describes.
+pub const OTHER_IP: &str = "198.51.100.1";
+/// The address it describes when [`OTHER_IP`] itself is asked for.
+pub const OTHER_IP_ALT: &str = "198.51.100.2";
+
+/// Is this request a read of one IP, `GET /v2/{reserved,floating}_ips/{ip}` (what `OtherIp`
+/// acts on)? The IP as asked for, if so.
+pub fn ip_read<'a>(method: &str, path: &'a str) -> Option<&'a str> {
+    if !method.eq_ignore_ascii_case("GET") {
+        return None;
+    }
+    let rest = path.strip_prefix("/v2/")?.trim_end_matches('/');
+    let (family, ip) = rest.split_once('/')?;
+    ((family == "reserved_ips" || family == "floating_ips") && !ip.is_empty() && !ip.contains('/'))
+        .then_some(ip)
 }
 
 /// One injected fault. Build with the constructors, narrow with `times`/`fraction`/`path`/
@@ -119,6 +147,12 @@ impl Fault {
     pub fn action_errored() -> Fault {
         Fault::new(Scope::Api, FaultKind::ActionErrored)
     }
+    pub fn proxy_status(scope: Scope, code: u16) -> Fault {
+        Fault::new(scope, FaultKind::ProxyStatus(code))
+    }
+    pub fn other_ip() -> Fault {
+        Fault::new(Scope::Api, FaultKind::OtherIp)
+    }
     pub fn times(mut self, n: u32) -> Fault {
         self.trigger = Trigger::Times(n);
         self
@@ -158,10 +192,11 @@ impl Fault {
             "delay" => {
                 FaultKind::Delay(Duration::from_millis(n("ms").ok_or("delay needs \"ms\"")?))
             }
-            "status" => {
-                let code = n("status").ok_or("status needs \"status\"")?;
+            kind @ ("status" | "proxy_status") => {
+                let code = n("status").ok_or(format!("{kind} needs \"status\""))?;
                 match u16::try_from(code) {
-                    Ok(c) if (100..=599).contains(&c) => FaultKind::Status(c),
+                    Ok(c) if (100..=599).contains(&c) && kind == "status" => FaultKind::Status(c),
+                    Ok(c) if (100..=599).contains(&c) => FaultKind::ProxyStatus(c),
                     _ => return Err(format!("status {code} is not an HTTP status")),
                 }
             }
@@ -174,6 +209,7 @@ impl Fault {
             "garbled" => FaultKind::Garbled,
             "truncated" => FaultKind::Truncated,
             "action_errored" => FaultKind::ActionErrored,
+            "other_ip" => FaultKind::OtherIp,
             other => return Err(format!("kind {other:?} is unknown")),
         };
         let mut f = Fault::new(scope, kind);
@@ -205,7 +241,7 @@ impl Fault {
 pub struct Decision {
     pub delay: Duration,
     /// A fault that replaces or spoils the normal answer (all kinds but Delay, Outage and
-    /// ActionErrored).
+    /// ActionErrored; OtherIp only on a read of one IP).
     pub answer: Option<FaultKind>,
 }
 
@@ -292,6 +328,7 @@ impl Faults {
             if !applies {
                 continue;
             }
+            let other_ip_here = *listener == Listener::Api && ip_read(method, path).is_some();
             match f.kind.clone() {
                 FaultKind::Delay(t) => {
                     if self.fire(i) {
@@ -303,9 +340,15 @@ impl Faults {
                 | FaultKind::Hang
                 | FaultKind::RateLimited { .. }
                 | FaultKind::Garbled
-                | FaultKind::Truncated) => {
+                | FaultKind::Truncated
+                | FaultKind::ProxyStatus(_)) => {
                     if d.answer.is_none() && self.fire(i) {
                         d.answer = Some(k);
+                    }
+                }
+                FaultKind::OtherIp => {
+                    if other_ip_here && d.answer.is_none() && self.fire(i) {
+                        d.answer = Some(FaultKind::OtherIp);
                     }
                 }
                 FaultKind::Outage | FaultKind::ActionErrored => {}
@@ -409,5 +452,73 @@ mod tests {
         assert!(Fault::from_json(&serde_json::json!({"kind": "explode"})).is_err());
         assert!(Fault::from_json(&serde_json::json!({"kind": "status", "status": 1000})).is_err());
         assert!(Fault::from_json(&serde_json::json!({"kind": "reset", "scope": "moon"})).is_err());
+        assert_eq!(
+            Fault::from_json(&serde_json::json!({"kind": "proxy_status", "status": 502})).unwrap(),
+            Fault::proxy_status(Scope::Api, 502)
+        );
+        assert!(Fault::from_json(&serde_json::json!({"kind": "proxy_status"})).is_err());
+        assert!(
+            Fault::from_json(&serde_json::json!({"kind": "proxy_status", "status": 99})).is_err()
+        );
+        assert_eq!(
+            Fault::from_json(&serde_json::json!({"kind": "other_ip", "times": 1})).unwrap(),
+            Fault::other_ip().times(1)
+        );
+    }
+
+    #[test]
+    fn other_ip_fires_only_on_reads_of_one_ip() {
+        assert_eq!(
+            ip_read("GET", "/v2/reserved_ips/203.0.113.10"),
+            Some("203.0.113.10")
+        );
+        assert_eq!(
+            ip_read("get", "/v2/floating_ips/203.0.113.10/"),
+            Some("203.0.113.10")
+        );
+        assert_eq!(ip_read("POST", "/v2/reserved_ips/203.0.113.10"), None);
+        assert_eq!(ip_read("GET", "/v2/reserved_ips"), None);
+        assert_eq!(
+            ip_read("GET", "/v2/reserved_ips/203.0.113.10/actions"),
+            None
+        );
+        assert_eq!(ip_read("GET", "/v2/actions/7"), None);
+        let mut f = Faults::new();
+        f.add(Fault::other_ip().times(1));
+        for (l, m, p) in [
+            (Listener::Api, "GET", "/v2/reserved_ips"),
+            (
+                Listener::Api,
+                "POST",
+                "/v2/reserved_ips/203.0.113.10/actions",
+            ),
+            (
+                Listener::Metadata(1),
+                "GET",
+                "/v2/reserved_ips/203.0.113.10",
+            ),
+        ] {
+            assert!(f.on_request(&l, m, p).answer.is_none(), "{m} {p}");
+        }
+        assert_eq!(f.len(), 1, "not consumed by other requests");
+        assert_eq!(
+            f.on_request(&Listener::Api, "GET", "/v2/floating_ips/203.0.113.10")
+                .answer,
+            Some(FaultKind::OtherIp)
+        );
+        assert_eq!(f.len(), 0);
+    }
+
+    #[test]
+    fn an_outage_is_seen_at_connect_and_not_by_on_request() {
+        let mut f = Faults::new();
+        f.add(Fault::outage(Scope::Api).times(1));
+        assert!(f
+            .on_request(&Listener::Api, "GET", "/v2/x")
+            .answer
+            .is_none());
+        assert!(!f.on_connect(&Listener::Metadata(1)));
+        assert!(f.on_connect(&Listener::Api));
+        assert!(!f.on_connect(&Listener::Api));
     }
 }

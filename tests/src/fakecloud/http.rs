@@ -69,8 +69,11 @@ fn reason(status: u16) -> &'static str {
         204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
@@ -203,6 +206,20 @@ fn write_response(w: &mut TcpStream, resp: &Response, keep_alive: bool) -> io::R
 /// What a `Garbled` fault answers: a proxy's error page where text or JSON was promised.
 const GARBLED: &str = "<html><head><title>502 Bad Gateway</title></head>\n<body><center><h1>502 Bad Gateway</h1></center></body></html>\n";
 
+/// What a `ProxyStatus` fault answers: the error page of a proxy or load balancer in front of
+/// the service (nginx's, as so many are), `text/html`, with none of the service's headers.
+fn proxy_page(status: u16) -> Response {
+    let title = format!("{status} {}", reason(status));
+    Response::new(
+        status,
+        "text/html",
+        format!(
+            "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        ),
+    )
+    .header("server", "nginx")
+}
+
 /// The status line and headers of `resp` promising its whole body, then half of it (at least
 /// one byte short); the caller closes the connection.
 fn write_truncated(w: &mut TcpStream, resp: &Response) -> io::Result<()> {
@@ -270,7 +287,10 @@ pub fn accept_loop(
                 continue;
             }
         };
-        if shared.lock_faults().on_connect(&kind) {
+        // An outage resets a new connection before anything is read, except on an API listener:
+        // there the request is read first (serve_connection cuts it then, unanswered), because
+        // the `/_fake/` admin paths are never faulted and must stay reachable to clear it.
+        if kind != Listener::Api && shared.lock_faults().on_connect(&kind) {
             reset(stream);
             continue;
         }
@@ -318,7 +338,8 @@ fn serve_connection(
         };
         let keep_alive = req.keep_alive;
         let admin = kind == Listener::Api && req.path.starts_with("/_fake/");
-        // An outage also cuts connections opened before it (a client's kept-alive one).
+        // An outage cuts each request on an API listener, and on other listeners those of
+        // connections opened before it (a client's kept-alive one). Never an admin request.
         if !admin && shared.lock_faults().on_connect(&kind) {
             shared.unregister_conn(conn_id);
             reset(writer);
@@ -363,6 +384,8 @@ fn serve_connection(
                     break;
                 }
                 Some(FaultKind::Garbled) => Response::new(200, "text/html", GARBLED),
+                Some(FaultKind::ProxyStatus(code)) => proxy_page(code),
+                Some(FaultKind::OtherIp) => api::other_ip_answer(&shared, &req),
                 Some(FaultKind::Hang) => {
                     // Never answer: drain until the client gives up or the fake stops.
                     let mut sink = [0u8; 4096];

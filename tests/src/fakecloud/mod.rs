@@ -15,7 +15,7 @@ mod http;
 mod metadata;
 mod state;
 
-pub use faults::{Fault, FaultKind, Scope, Trigger};
+pub use faults::{Fault, FaultKind, Scope, Trigger, OTHER_IP, OTHER_IP_ALT};
 pub use state::{ActionKind, ActionStatus, ActionView, Anchor, RateLimit, DEFAULT_REGION};
 
 use std::collections::HashMap;

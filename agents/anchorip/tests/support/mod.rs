@@ -86,6 +86,21 @@ impl<'a> Rsc<'a> {
         self.run_with("validate-all", &[("OCF_CHECK_LEVEL", level)])
     }
 
+    /// This instance's start record as the agent wrote it (boot id line included), if any.
+    pub fn record(&self) -> Option<String> {
+        let path = self
+            .state
+            .path()
+            .join(format!("cloudha/anchorip-{}.started", self.instance));
+        std::fs::read_to_string(path).ok()
+    }
+
+    /// Whether this instance's start record says that it added the address (stop removes it).
+    pub fn claims(&self) -> bool {
+        self.record()
+            .is_some_and(|r| r.lines().any(|l| l == "added=yes"))
+    }
+
     /// The files this instance keeps in its state directory (the lock aside).
     pub fn records(&self) -> Vec<String> {
         let dir = self.state.path().join("cloudha");
