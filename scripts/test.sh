@@ -33,9 +33,7 @@ fi
 shellcheck -x "${shell_scripts[@]}"
 echo "shellcheck: ${#shell_scripts[@]} scripts clean"
 echo "== cargo machete"
-# common/ is left out until its unused libc dependency is removed (common is being rewritten);
-# then this is plain `cargo machete --skip-target-dir`.
-cargo machete --skip-target-dir agents tests
+cargo machete --skip-target-dir
 echo "== cargo deny"
 # deny.toml; advisories are not checked (no network for their database: docs/package.md).
 cargo deny --locked check --hide-inclusion-graph licenses bans sources

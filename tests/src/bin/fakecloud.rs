@@ -2,6 +2,7 @@
 //! demo, the benchmarks and scripts. It prints one JSON line with its URLs when ready, then
 //! serves until killed. docs/fakecloud.md has the options and the `/_fake/` admin interface.
 
+use anyhow::{anyhow, bail, Context, Result};
 use cloudha_tests::fakecloud::FakeCloud;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -26,42 +27,37 @@ const USAGE: &str = "usage: fakecloud [options]
 Prints {\"api\":[URL...],\"admin\":URL,\"metadata\":{\"ID\":[URL...]}} on one line when ready
 (admin: the main API listener, in this namespace; /_fake/ is served on every API listener).";
 
-fn die(msg: &str) -> ! {
-    eprintln!("fakecloud: {msg}");
-    std::process::exit(2)
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration> {
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 2s, 500ms)"))?;
+        .map_err(|_| anyhow!("{s:?} is not a duration (e.g. 2s, 500ms)"))?;
     let secs = match unit {
         "s" => n,
         "ms" => n / 1000.0,
         "m" => n * 60.0,
-        _ => return Err(format!("{s:?}: unit must be ms, s or m")),
+        _ => bail!("{s:?}: unit must be ms, s or m"),
     };
     if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?} is not a duration"));
+        bail!("{s:?} is not a duration");
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_addr(s: &str) -> SocketAddr {
+fn parse_addr(s: &str) -> Result<SocketAddr> {
     s.parse()
-        .unwrap_or_else(|_| die(&format!("{s:?} is not an address like 127.0.0.1:8080")))
+        .map_err(|_| anyhow!("{s:?} is not an address like 127.0.0.1:8080"))
 }
 
 /// `ADDR[@NETNS]`.
-fn split_at_netns(s: &str) -> Place {
-    match s.split_once('@') {
-        Some((a, ns)) if !ns.is_empty() => (parse_addr(a), Some(ns.to_string())),
-        _ => (parse_addr(s), None),
-    }
+fn split_at_netns(s: &str) -> Result<Place> {
+    Ok(match s.split_once('@') {
+        Some((a, ns)) if !ns.is_empty() => (parse_addr(a)?, Some(ns.to_string())),
+        _ => (parse_addr(s)?, None),
+    })
 }
 
 /// A listen address and the network namespace to open it in (None: ours).
@@ -80,7 +76,8 @@ struct Options {
     ready_file: Option<String>,
 }
 
-fn parse_args() -> Options {
+/// The options, or None for `--help` (printed).
+fn parse_args() -> Result<Option<Options>> {
     let mut o = Options {
         listens: Vec::new(),
         tokens: Vec::new(),
@@ -98,7 +95,7 @@ fn parse_args() -> Options {
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             println!("{USAGE}");
-            std::process::exit(0);
+            return Ok(None);
         }
         let (flag, inline) = match flag.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -108,15 +105,17 @@ fn parse_args() -> Options {
             inline
                 .clone()
                 .or_else(|| args.next())
-                .unwrap_or_else(|| die(&format!("{flag} needs a value\n{USAGE}")))
+                .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))
         };
         match flag.as_str() {
-            "--listen" => o.listens.push(split_at_netns(&value())),
-            "--token" => o.tokens.push(value()),
+            "--listen" => o
+                .listens
+                .push(split_at_netns(&value()?).context("--listen")?),
+            "--token" => o.tokens.push(value()?),
             "--token-file" => {
-                let p = value();
+                let p = value()?;
                 let text =
-                    std::fs::read_to_string(&p).unwrap_or_else(|e| die(&format!("{p}: {e}")));
+                    std::fs::read_to_string(&p).with_context(|| format!("--token-file {p}"))?;
                 o.tokens.extend(
                     text.lines()
                         .map(str::trim)
@@ -124,36 +123,40 @@ fn parse_args() -> Options {
                         .map(String::from),
                 );
             }
-            "--region" => region = value(),
+            "--region" => region = value()?,
             "--ip" => {
-                let v = value();
+                let v = value()?;
                 let (ip, holder) = match v.split_once('=') {
                     Some((ip, h)) => (
                         ip.to_string(),
-                        Some(h.parse().unwrap_or_else(|_| {
-                            die(&format!("--ip {v}: {h:?} is not a droplet id"))
-                        })),
+                        Some(
+                            h.parse()
+                                .map_err(|_| anyhow!("--ip {v}: {h:?} is not a droplet id"))?,
+                        ),
                     ),
                     None => (v.clone(), None),
                 };
                 if ip.parse::<std::net::IpAddr>().is_err() {
-                    die(&format!("--ip {v}: {ip:?} is not an IP address"));
+                    bail!("--ip {v}: {ip:?} is not an IP address");
                 }
                 o.ips.push((ip, region.clone(), holder));
             }
             "--droplet" => {
-                let v = value();
+                let v = value()?;
                 let (id, rest) = match v.split_once('@') {
-                    Some((id, rest)) => (id, Some(split_at_netns(rest))),
+                    Some((id, rest)) => (
+                        id,
+                        Some(split_at_netns(rest).with_context(|| format!("--droplet {v}"))?),
+                    ),
                     None => (v.as_str(), None),
                 };
                 let id = id
                     .parse()
-                    .unwrap_or_else(|_| die(&format!("--droplet {v}: {id:?} is not a droplet id")));
+                    .map_err(|_| anyhow!("--droplet {v}: {id:?} is not a droplet id"))?;
                 o.droplets.push((id, rest));
             }
             "--anchor" => {
-                let v = value();
+                let v = value()?;
                 let parsed = v.split_once('=').and_then(|(id, rest)| {
                     let mut p = rest.split('/');
                     let id = id.parse().ok()?;
@@ -161,47 +164,63 @@ fn parse_args() -> Options {
                     let mask = p.next()?.to_string();
                     Some((id, addr, mask, p.next().map(String::from)))
                 });
-                o.anchors.push(parsed.unwrap_or_else(|| {
-                    die(&format!("--anchor {v}: expected ID=ADDR/NETMASK[/GATEWAY]"))
-                }));
+                o.anchors.push(
+                    parsed.ok_or_else(|| {
+                        anyhow!("--anchor {v}: expected ID=ADDR/NETMASK[/GATEWAY]")
+                    })?,
+                );
             }
-            "--action-time" => o.action_time = parse_duration(&value()).unwrap_or_else(|e| die(&e)),
+            "--action-time" => {
+                o.action_time = parse_duration(&value()?).context("--action-time")?
+            }
             "--metadata-lag" => {
-                o.metadata_lag = parse_duration(&value()).unwrap_or_else(|e| die(&e))
+                o.metadata_lag = parse_duration(&value()?).context("--metadata-lag")?
             }
             "--rate-limit" => {
-                let v = value();
+                let v = value()?;
                 let r = v
                     .split_once('/')
                     .and_then(|(m, h)| Some((m.parse().ok()?, h.parse().ok()?)));
-                o.rate =
-                    Some(r.unwrap_or_else(|| die(&format!("--rate-limit {v}: expected MIN/HOUR"))));
+                o.rate = Some(r.ok_or_else(|| anyhow!("--rate-limit {v}: expected MIN/HOUR"))?);
             }
             "--seed" => {
-                let v = value();
-                o.seed = Some(
-                    v.parse()
-                        .unwrap_or_else(|_| die(&format!("--seed {v}: not a number"))),
-                );
+                let v = value()?;
+                o.seed = Some(v.parse().map_err(|_| anyhow!("--seed {v}: not a number"))?);
             }
-            "--ready-file" => o.ready_file = Some(value()),
-            other => die(&format!("unknown option {other}\n{USAGE}")),
+            "--ready-file" => o.ready_file = Some(value()?),
+            other => bail!("unknown option {other}\n{USAGE}"),
         }
     }
-    o
+    Ok(Some(o))
 }
 
 fn main() {
-    let o = parse_args();
+    match run() {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("fakecloud: {e:#}");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let Some(o) = parse_args()? else {
+        return Ok(());
+    };
     let main_at = o
         .listens
         .iter()
         .position(|(_, ns)| ns.is_none())
         .map(|i| o.listens[i].0);
-    let cloud = FakeCloud::start_at(main_at.unwrap_or_else(|| parse_addr("127.0.0.1:0")))
-        .unwrap_or_else(|e| die(&e.to_string()));
+    let main_at = match main_at {
+        Some(a) => a,
+        None => parse_addr("127.0.0.1:0")?,
+    };
+    let cloud = FakeCloud::start_at(main_at).with_context(|| format!("the API at {main_at}"))?;
     let mut api = Vec::new();
-    if main_at.is_some() {
+    let has_main = o.listens.iter().any(|(_, ns)| ns.is_none());
+    if has_main {
         api.push(cloud.api_url());
     }
     let mut first_main_skipped = false;
@@ -214,7 +233,7 @@ fn main() {
             None => cloud.serve_api_at(*addr),
             Some(ns) => cloud.try_serve_api_in_netns(ns, *addr),
         };
-        api.push(url.unwrap_or_else(|e| die(&e.to_string())));
+        api.push(url.with_context(|| format!("an API listener at {addr}"))?);
     }
     if api.is_empty() {
         api.push(cloud.api_url());
@@ -235,22 +254,21 @@ fn main() {
         metadata
             .entry(id.to_string())
             .or_default()
-            .push(url.unwrap_or_else(|e| die(&e.to_string())));
+            .push(url.with_context(|| format!("droplet {id}'s metadata listener"))?);
     }
     for (id, addr, mask, gw) in &o.anchors {
-        let gw = gw.clone().unwrap_or_else(|| {
-            match (
+        let gw = match gw {
+            Some(g) => g.clone(),
+            None => match (
                 addr.parse::<std::net::Ipv4Addr>(),
                 mask.parse::<std::net::Ipv4Addr>(),
             ) {
                 (Ok(a), Ok(m)) => {
                     std::net::Ipv4Addr::from((u32::from(a) & u32::from(m)) + 1).to_string()
                 }
-                _ => die(&format!(
-                    "--anchor {id}={addr}/{mask}: not an IPv4 address and netmask"
-                )),
-            }
-        });
+                _ => bail!("--anchor {id}={addr}/{mask}: not an IPv4 address and netmask"),
+            },
+        };
         cloud.set_anchor(*id, addr, mask, &gw);
     }
     cloud.set_action_time(o.action_time);
@@ -269,7 +287,7 @@ fn main() {
         let tmp = format!("{p}.tmp");
         std::fs::write(&tmp, format!("{ready}\n"))
             .and_then(|()| std::fs::rename(&tmp, p))
-            .unwrap_or_else(|e| die(&format!("{p}: {e}")));
+            .with_context(|| format!("--ready-file {p}"))?;
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{ready}");

@@ -6,7 +6,6 @@ use super::faults::FaultKind;
 use super::{admin, api, metadata, Listener, RecordedRequest, Shared};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -239,29 +238,17 @@ fn write_truncated(w: &mut TcpStream, resp: &Response) -> io::Result<()> {
 
 /// Close with RST instead of FIN: SO_LINGER on with a zero timeout.
 fn reset(stream: TcpStream) {
-    let linger = libc::linger {
+    let linger = nix::libc::linger {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SAFETY: a valid socket fd and a correctly sized linger struct.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &linger);
     drop(stream);
 }
 
 /// Wake a thread blocked in accept() or read() on this socket: shutdown(2) does that on Linux.
 pub fn shutdown_fd(fd: i32) {
-    // SAFETY: shutting down a socket we own a handle to; errors are irrelevant here.
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_RDWR);
-    }
+    let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
 }
 
 /// Serve `listener` until the fake shuts down. Runs on the calling thread.
