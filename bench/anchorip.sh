@@ -15,9 +15,8 @@ ipaddr2=/usr/lib/ocf/resource.d/heartbeat/IPaddr2
 bench_require_root "it makes a network namespace"
 bench_tools "resource-agents:$ipaddr2"
 
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release --locked -q -p anchorip
-agent=$(realpath "$target/release/anchorip")
+bench_build
+agent=$built/anchorip
 
 ns=cloudha-bench-anchorip-$$
 state=$(mktemp -d)

@@ -16,7 +16,7 @@ export PATH="$HOME/.cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 runs=${1:-5}
 out=bench/results-failover.md
 
-cargo build -q --release --locked -p anchorip -p floatip -p haproxy
+make -s build >/dev/null # the agents as they ship: each alone, anchorip static
 cargo build -q --release --locked -p cloudha-tests --bin fakecloud
 target=$(cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')
 work=$(mktemp -d /tmp/cloudha-failover-bench-XXXXXX)

@@ -17,8 +17,9 @@ bench_require_root "it mounts a tmpfs for HA_RSCTMP"
 bench_tools curl
 
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release --locked -q -p floatip -p cloudha-tests --bin floatip --bin fakecloud
-agent=$(realpath "$target/release/floatip")
+bench_build
+cargo build --release --locked -q -p cloudha-tests --bin fakecloud
+agent=$built/floatip
 fake=$(realpath "$target/release/fakecloud")
 
 work=$(mktemp -d)

@@ -16,9 +16,8 @@ out=bench/results-haproxy.md
 bench_require_root "it makes a network namespace"
 bench_tools curl socat haproxy:/usr/sbin/haproxy
 
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release --locked -q -p haproxy
-agent=$(realpath "$target/release/haproxy")
+bench_build
+agent=$built/haproxy
 
 ns=cloudha-bench-haproxy-$$
 dir=$(mktemp -d)

@@ -35,6 +35,11 @@ hyperfine -N -w 20 -r "$runs" --export-json "$work/h.json" \
     "$CARGO_TARGET_DIR/release/ureq-get $url" "$CARGO_TARGET_DIR/release/reqwest-get $url" >/dev/null
 
 {
+    echo "## HTTP client: ureq or reqwest"
+    echo
+    echo "Two one-request programs (bench/http-clients/), each with rustls, built as the agents are."
+    echo "Start to first answer: a new process making one GET to a local HAProxy answering 200."
+    echo
     echo "| client | binary (bytes) | crates linked | start to first answer, median (ms) |"
     echo "| --- | --- | --- | --- |"
     i=0

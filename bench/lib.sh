@@ -30,3 +30,12 @@ bench_tools() { # [PACKAGE | PACKAGE:PATH]...
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
     fi
 }
+
+# Build the agents exactly as they ship (`make build`: each agent alone, anchorip static) and
+# set $built to the directory holding them. Benchmarks measure those binaries, never a build of
+# their own.
+bench_build() {
+    make -s build >/dev/null
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    built=$(realpath "${CARGO_TARGET_DIR:-target}/release")
+}
