@@ -16,7 +16,10 @@
 //! (HAProxy included), and deletes the namespaces; the mounts die with their mount namespaces.
 //! Namespaces left by a test process that was killed are removed by the next cluster.
 
-use crate::{global_lock, require_program, require_root, sh, GlobalLock, Netns};
+use crate::{
+    global_lock, keep_on_failure, kill_netns_processes, netns_pids, remove_stale_namespaces,
+    require_program, require_root, set_mode, sh, GlobalLock, Netns,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -127,7 +130,7 @@ impl Cluster {
             require_program(p);
         }
         let lock = global_lock("cluster");
-        remove_stale_namespaces();
+        remove_stale_namespaces(NETNS_TAG);
 
         let dir = tempfile::Builder::new()
             .prefix("cloudha-cluster-")
@@ -419,11 +422,11 @@ impl Cluster {
                 nix::unistd::Pid::from_raw(init),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            kill_all(&n.netns.name);
+            kill_netns_processes(&n.netns.name);
             let _ = child.kill();
             let _ = child.wait();
         }
-        kill_all(&n.netns.name);
+        kill_netns_processes(&n.netns.name);
         at
     }
 
@@ -451,7 +454,7 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        kill_all(&n.netns.name);
+        kill_netns_processes(&n.netns.name);
     }
 
     /// The tails of every node's logs.
@@ -490,84 +493,9 @@ impl Drop for Cluster {
         for i in 0..self.nodes.len() {
             self.stop_node(i);
         }
-        if std::thread::panicking() || std::env::var_os("CLOUDHA_KEEP").is_some() {
-            eprintln!("cluster logs kept in {}", self.dir.path().display());
-            let _ = std::mem::replace(
-                &mut self.dir,
-                tempfile::Builder::new()
-                    .prefix("cloudha-cluster-empty-")
-                    .tempdir_in("/tmp")
-                    .expect("tempdir"),
-            )
-            .keep();
-        }
+        keep_on_failure(&mut self.dir, "cluster logs");
         // The namespaces go with `nodes`, the directory with `dir`, then the lock.
     }
-}
-
-/// Every pid in a network namespace, except this process.
-fn netns_pids(netns: &str) -> Vec<i32> {
-    let out = Command::new("ip")
-        .args(["netns", "pids", netns])
-        .stderr(Stdio::null())
-        .output();
-    let me = std::process::id() as i32;
-    match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout)
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .filter(|&p| p != me)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// SIGKILL everything in a namespace until nothing is left (bounded).
-fn kill_all(netns: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let pids = netns_pids(netns);
-        if pids.is_empty() || Instant::now() >= end {
-            return;
-        }
-        for p in pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Namespaces of clusters whose test process died without cleaning up (its pid is in the name).
-fn remove_stale_namespaces() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    let prefix = format!("cloudha-{NETNS_TAG}-");
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        kill_all(&name);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 /// A node as `crm_mon` sees it.

@@ -15,7 +15,10 @@
 //! of a pid namespace takes them all along) and deletes the namespaces. Namespaces left by a test
 //! process that was killed are removed by the next [`Pair`].
 
-use crate::{require_program, require_root, Netns};
+use crate::{
+    keep_on_failure, kill_netns_processes, netns_pids, remove_stale_namespaces, require_program,
+    require_root, set_mode, Netns,
+};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -287,7 +290,7 @@ impl Node {
             let _ = c.kill();
             let _ = c.wait();
         }
-        kill_all(&self.netns.name);
+        kill_netns_processes(&self.netns.name);
     }
 }
 
@@ -311,7 +314,7 @@ impl Pair {
         ] {
             require_program(p);
         }
-        remove_stale_namespaces();
+        remove_stale_namespaces(NETNS_TAG);
         let dir = tempfile::Builder::new()
             .prefix("cloudha-keepalived-")
             .tempdir_in("/tmp")
@@ -445,84 +448,8 @@ impl Drop for Pair {
                 text.push('\n');
                 let _ = std::fs::write(n.dir.join("syslog.log"), text);
             }
-            eprintln!(
-                "keepalived test files kept in {}",
-                self.dir.path().display()
-            );
-            let _ = std::mem::replace(
-                &mut self.dir,
-                tempfile::Builder::new()
-                    .prefix("cloudha-keepalived-empty-")
-                    .tempdir_in("/tmp")
-                    .expect("tempdir"),
-            )
-            .keep();
         }
+        keep_on_failure(&mut self.dir, "keepalived test files");
         // The namespaces and syslog sockets go with `nodes`, the directory with `dir`.
     }
-}
-
-/// Every pid in a network namespace, except this process.
-fn netns_pids(netns: &str) -> Vec<i32> {
-    let out = Command::new("ip")
-        .args(["netns", "pids", netns])
-        .stderr(Stdio::null())
-        .output();
-    let me = std::process::id() as i32;
-    match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout)
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .filter(|&p| p != me)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// SIGKILL everything in a namespace until nothing is left (bounded).
-fn kill_all(netns: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let pids = netns_pids(netns);
-        if pids.is_empty() || Instant::now() >= end {
-            return;
-        }
-        for p in pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Namespaces of pairs whose test process died without cleaning up (its pid is in the name).
-fn remove_stale_namespaces() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    let prefix = format!("cloudha-{NETNS_TAG}-");
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        kill_all(&name);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }

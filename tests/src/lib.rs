@@ -151,6 +151,89 @@ impl Drop for Netns {
     }
 }
 
+/// Every pid in a network namespace, except this process.
+pub fn netns_pids(netns: &str) -> Vec<i32> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", netns])
+        .stderr(Stdio::null())
+        .output();
+    let me = std::process::id() as i32;
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|&p| p != me)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// SIGKILL everything in a namespace until nothing is left (bounded).
+pub fn kill_netns_processes(netns: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pids = netns_pids(netns);
+        if pids.is_empty() || std::time::Instant::now() >= end {
+            return;
+        }
+        for p in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Namespaces `cloudha-<tag>-<pid>-…` whose test process died without cleaning up: their
+/// processes killed, the namespaces deleted.
+pub fn remove_stale_namespaces(tag: &str) {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    let prefix = format!("cloudha-{tag}-");
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        kill_netns_processes(&name);
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// chmod, asserting success.
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// When a test fails (or `CLOUDHA_KEEP` is set), keep `dir` for a person to read, saying where;
+/// `dir` is replaced by an empty directory that goes as usual.
+pub fn keep_on_failure(dir: &mut tempfile::TempDir, what: &str) {
+    if std::thread::panicking() || std::env::var_os("CLOUDHA_KEEP").is_some() {
+        eprintln!("{what} kept in {}", dir.path().display());
+        let _ = std::mem::replace(
+            dir,
+            tempfile::Builder::new()
+                .prefix("cloudha-kept-empty-")
+                .tempdir_in("/tmp")
+                .expect("tempdir"),
+        )
+        .keep();
+    }
+}
+
 /// The result of one agent action.
 #[derive(Debug)]
 pub struct AgentRun {
