@@ -227,8 +227,8 @@ fn keepalived_elects_and_the_agents_move_the_ip() {
         lb1.node,
         0,
         &[
-            "floatip(",
-            "DEBUG: start: 0 ok",
+            "floatip[",
+            "INFO: start: 0 ok",
             &format!("{IP} now points at this droplet ({})", DROPLETS[0]),
         ],
         "start",
@@ -237,7 +237,7 @@ fn keepalived_elects_and_the_agents_move_the_ip() {
     expect_line(
         lb1.node,
         0,
-        &["floatip(", "INFO: action", "completed after"],
+        &["floatip[", "INFO: action", "completed after"],
         "start",
         &pair,
     );
@@ -249,7 +249,7 @@ fn keepalived_elects_and_the_agents_move_the_ip() {
         &pair,
     );
     assert_eq!(lb2.node.syslog.count("Entering MASTER STATE"), 0);
-    assert_eq!(lb2.node.syslog.count("floatip("), 0);
+    assert_eq!(lb2.node.syslog.count("floatip["), 0);
     assert_eq!(cloud.actions().len(), 1, "{:?}", cloud.actions());
     // Outside Pacemaker nobody made /run/resource-agents: the agents did.
     let (code, out) = lb1.node.run("ls", &["/run/resource-agents/cloudha"]);
@@ -287,7 +287,7 @@ fn keepalived_elects_and_the_agents_move_the_ip() {
         lb2.node,
         marks[1],
         &[
-            "DEBUG: start: 0 ok",
+            "INFO: start: 0 ok",
             &format!("now points at this droplet ({})", DROPLETS[1]),
         ],
         "HAProxy stopped (YAML token file)",
@@ -310,7 +310,7 @@ fn keepalived_elects_and_the_agents_move_the_ip() {
         lb1.node,
         marks[0],
         &[
-            "DEBUG: start: 0 ok",
+            "INFO: start: 0 ok",
             &format!("now points at this droplet ({})", DROPLETS[0]),
         ],
         "preempt",
@@ -367,7 +367,7 @@ fn keepalived_elects_and_the_agents_move_the_ip() {
     let line = expect_line(
         lb1.node,
         marks[0],
-        &["floatip(", "ERROR: start: 6"],
+        &["floatip[", "ERROR: start: 6"],
         "wrong token",
         &pair,
     );
