@@ -2,13 +2,21 @@
 //! interface's MAC, so traffic follows the address at once instead of after ARP caches expire.
 //! A raw AF_PACKET socket (the kernel adds the Ethernet header); no helper binary.
 
-use cloudha_common::Deadline;
+use cloudha_common::{Attempt, Deadline, Retry, RetryError};
+use nix::libc;
+use nix::sys::socket::{
+    sendto, socket, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrLike,
+};
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// The spacing between announcements: a lost first packet is covered quickly.
 pub const SPACING: Duration = Duration::from_millis(100);
+/// The announcements of one start: one try sends one, `SPACING` apart, as many as asked for
+/// (`attempts`) while the deadline allows.
+const ANNOUNCEMENTS: Retry = Retry::every(SPACING);
 
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IP: u16 = 0x0800;
@@ -31,15 +39,28 @@ pub fn announcement(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 28] {
     p
 }
 
-struct PacketSocket(libc::c_int);
+/// The link-layer broadcast address of interface `ifindex`, for ARP.
+fn broadcast_to(ifindex: u32) -> io::Result<LinkAddr> {
+    let ll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: ETH_P_ARP.to_be(),
+        sll_ifindex: i32::try_from(ifindex)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0],
+    };
+    link_addr(&ll).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))
+}
 
-impl Drop for PacketSocket {
-    fn drop(&mut self) {
-        // SAFETY: the fd is ours and closed once.
-        unsafe {
-            libc::close(self.0);
-        }
-    }
+/// nix 0.29 has no safe constructor for a `sockaddr_ll` address.
+#[allow(unsafe_code)]
+fn link_addr(ll: &libc::sockaddr_ll) -> Option<LinkAddr> {
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_ll>()).ok()?;
+    // SAFETY: `ll` is a valid, initialised sockaddr_ll of exactly `len` bytes (from_raw checks
+    // the length and the family, and copies it).
+    unsafe { LinkAddr::from_raw((ll as *const libc::sockaddr_ll).cast(), Some(len)) }
 }
 
 /// Send `count` announcements of `ip` on interface `ifindex`, `SPACING` apart, stopping at the
@@ -54,48 +75,33 @@ pub fn announce(
     if count == 0 {
         return Ok(0);
     }
-    // SAFETY: plain socket(2) call; the fd is owned by PacketSocket.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            i32::from(ETH_P_ARP.to_be()),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let socket = PacketSocket(fd);
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid start.
-    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    to.sll_family = libc::AF_PACKET as u16;
-    to.sll_protocol = ETH_P_ARP.to_be();
-    to.sll_ifindex = ifindex as i32;
-    to.sll_halen = 6;
-    to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+    // Protocol 0: this socket only sends (the destination names the protocol, ARP).
+    let socket = socket(
+        AddressFamily::Packet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let to = broadcast_to(ifindex)?;
     let packet = announcement(mac, ip);
+    let spaced = ANNOUNCEMENTS.attempts(count);
     let mut sent = 0;
-    while sent < count {
-        // SAFETY: the buffer and address are valid for the lengths given.
-        let rc = unsafe {
-            libc::sendto(
-                socket.0,
-                packet.as_ptr().cast(),
-                packet.len(),
-                0,
-                (&to as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
+    let done = deadline.retry(&spaced, |_| {
+        match sendto(socket.as_raw_fd(), &packet, &to, MsgFlags::empty()) {
+            Err(e) => return Attempt::Fail(Some(io::Error::from(e))),
+            Ok(_) => sent += 1,
         }
-        sent += 1;
-        if sent < count && !deadline.sleep(SPACING) {
-            break;
+        if sent < count {
+            Attempt::Again(None)
+        } else {
+            Attempt::Done(())
         }
+    });
+    match done.map_err(RetryError::into_inner) {
+        Err(Some(e)) => Err(e),
+        // Sent all, or the deadline came first: as many as were sent.
+        Ok(()) | Err(None) => Ok(sent),
     }
-    Ok(sent)
 }
 
 #[cfg(test)]

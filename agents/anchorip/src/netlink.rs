@@ -12,9 +12,11 @@ use netlink_packet_route::address::{
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use nix::errno::Errno;
+use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+use nix::sys::time::TimeVal;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// An interface as far as this agent cares.
@@ -88,25 +90,11 @@ impl Rtnl {
             return Err(timed_out());
         }
         let left = left.max(Duration::from_millis(1));
-        let tv = libc::timeval {
-            tv_sec: left.as_secs() as libc::time_t,
-            tv_usec: left.subsec_micros() as libc::suseconds_t,
-        };
-        // SAFETY: a valid fd and a timeval of the size given.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        let tv = TimeVal::new(
+            i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            i64::from(left.subsec_micros()),
+        );
+        setsockopt(&self.socket, ReceiveTimeout, &tv).map_err(io::Error::from)
     }
 
     /// Send one request and collect the answers to it: the messages of a dump up to its end, or
@@ -127,7 +115,6 @@ impl Rtnl {
         packet.serialize(&mut out);
         self.socket.send(&out, 0)?;
 
-        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let mut answers = Vec::new();
         loop {
             self.arm_timeout()?;
@@ -145,39 +132,8 @@ impl Rtnl {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            let mut offset = 0;
-            while offset < self.buf.len() {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..])
-                    .map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("undecodable netlink answer: {e}"),
-                    )
-                })?;
-                let len = msg.header.length as usize;
-                if msg.header.sequence_number == seq {
-                    match msg.payload {
-                        NetlinkPayload::Done(_) => return Ok(answers),
-                        NetlinkPayload::Error(e) => {
-                            return match e.code {
-                                // An acknowledgement: the change is done.
-                                None => Ok(answers),
-                                Some(_) => Err(e.to_io()),
-                            };
-                        }
-                        NetlinkPayload::InnerMessage(m) => {
-                            answers.push(m);
-                            if !dump && flags & NLM_F_ACK == 0 {
-                                return Ok(answers);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                if len == 0 {
-                    break;
-                }
-                offset += len;
+            if answers_in(&self.buf, seq, flags, &mut answers)? {
+                return Ok(answers);
             }
         }
     }
@@ -188,7 +144,7 @@ impl Rtnl {
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
         let answers = match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
             Ok(a) => a,
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(Errno::ENODEV as i32) => return Ok(None),
             Err(e) => return Err(e),
         };
         Ok(answers.into_iter().find_map(|answer| match answer {
@@ -314,6 +270,56 @@ impl Rtnl {
     }
 }
 
+/// The answers to request `seq` (sent with `flags`) in one datagram from the kernel, added to
+/// `answers`; messages of other requests are skipped. True when the request is answered in
+/// full (a dump's end, an acknowledgement, the one answer to a lookup), false when more is to
+/// come; an error when the kernel refused it (its errno) or for bytes that are not netlink
+/// messages, never a panic.
+fn answers_in(
+    buf: &[u8],
+    seq: u32,
+    flags: u16,
+    answers: &mut Vec<RouteNetlinkMessage>,
+) -> io::Result<bool> {
+    let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+    let mut offset = 0;
+    while let Some(rest) = buf.get(offset..).filter(|r| !r.is_empty()) {
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("undecodable netlink answer: {e}"),
+            )
+        })?;
+        let len = msg.header.length as usize;
+        if msg.header.sequence_number == seq {
+            match msg.payload {
+                NetlinkPayload::Done(_) => return Ok(true),
+                NetlinkPayload::Error(e) => {
+                    return match e.code {
+                        // An acknowledgement: the change is done.
+                        None => Ok(true),
+                        Some(_) => Err(e.to_io()),
+                    };
+                }
+                NetlinkPayload::InnerMessage(m) => {
+                    answers.push(m);
+                    if !dump && flags & NLM_F_ACK == 0 {
+                        return Ok(true);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Messages are 4-byte aligned; a length that does not move on ends the datagram.
+        let next = len.checked_add(3).map(|l| l & !3).unwrap_or(usize::MAX);
+        if next == 0 {
+            break;
+        }
+        offset = offset.saturating_add(next);
+    }
+    Ok(false)
+}
+
 /// A link message as a [`Link`]; `name` until the message names it.
 fn link_of(link: LinkMessage, name: &str) -> Link {
     let mut found = Link {
@@ -395,5 +401,79 @@ mod tests {
         assert!(m
             .attributes
             .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+    }
+
+    #[test]
+    fn answers_are_framed_by_their_headers() {
+        let ack = |seq: u32, code: i32| {
+            let mut m = Vec::new();
+            m.extend_from_slice(&36u32.to_ne_bytes());
+            m.extend_from_slice(&2u16.to_ne_bytes()); // NLMSG_ERROR
+            m.extend_from_slice(&0u16.to_ne_bytes());
+            m.extend_from_slice(&seq.to_ne_bytes());
+            m.extend_from_slice(&0u32.to_ne_bytes());
+            m.extend_from_slice(&code.to_ne_bytes());
+            m.extend_from_slice(&[0u8; 16]);
+            m
+        };
+        let mut answers = Vec::new();
+        // Another request's answer is skipped; this one's acknowledgement ends the request.
+        let mut buf = ack(6, -17);
+        buf.extend(ack(7, 0));
+        assert!(answers_in(&buf, 7, NLM_F_ACK, &mut answers).unwrap());
+        let refused = answers_in(&ack(7, -17), 7, NLM_F_ACK, &mut answers);
+        assert_eq!(refused.unwrap_err().raw_os_error(), Some(17));
+        assert!(!answers_in(&ack(6, 0), 7, NLM_F_ACK, &mut answers).unwrap());
+        assert!(answers_in(&[1, 2, 3], 7, 0, &mut answers).is_err());
+        assert!(!answers_in(&[], 7, 0, &mut answers).unwrap());
+        assert!(answers.is_empty());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A netlink header (length, type, flags, sequence number, port) before any payload.
+        fn framed() -> impl Strategy<Value = Vec<u8>> {
+            (
+                0u32..200,
+                prop_oneof![
+                    Just(2u16),
+                    Just(3u16),
+                    Just(16u16),
+                    Just(20u16),
+                    any::<u16>()
+                ],
+                any::<u16>(),
+                0u32..3,
+                proptest::collection::vec(any::<u8>(), 0..160),
+            )
+                .prop_map(|(len, kind, flags, seq, payload)| {
+                    let mut m = Vec::new();
+                    m.extend_from_slice(&len.to_ne_bytes());
+                    m.extend_from_slice(&kind.to_ne_bytes());
+                    m.extend_from_slice(&flags.to_ne_bytes());
+                    m.extend_from_slice(&seq.to_ne_bytes());
+                    m.extend_from_slice(&0u32.to_ne_bytes());
+                    m.extend(payload);
+                    m
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// Whatever a datagram holds: answers, an error or "more to come", never a panic.
+            #[test]
+            fn any_datagram(
+                raw in proptest::collection::vec(any::<u8>(), 0..300),
+                messages in proptest::collection::vec(framed(), 0..4),
+                flags in prop_oneof![Just(0u16), Just(NLM_F_DUMP), Just(NLM_F_ACK)],
+            ) {
+                let mut answers = Vec::new();
+                let _ = answers_in(&raw, 1, flags, &mut answers);
+                let _ = answers_in(&messages.concat(), 1, flags, &mut answers);
+            }
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! anchorip's actions on real kernel interfaces, in network namespaces made by each test, run
 //! the way Pacemaker runs the agent (argv `[path, action]`, parameters in the environment).
+#![allow(clippy::unwrap_used)] // a test's failure report is its panic
 
 mod support;
 
-use cloudha_tests::{agent_bin, Netns};
-use support::{expect, netns_with_eth0, Rsc};
+use cloudha_tests::{agent_bin, run_agent_args, Netns};
+use support::{netns_with_eth0, Rsc};
 
 /// The full life cycle of one address: probe, start, monitor, stop, and again.
 fn life_cycle(ns: &Netns, nic: &str, params: &[(&str, &str)], shown: &str) {
@@ -15,21 +16,21 @@ fn life_cycle(ns: &Netns, nic: &str, params: &[(&str, &str)], shown: &str) {
         "{shown} already on {nic}"
     );
 
-    expect(&rsc.probe(), 7, "probe before start");
-    expect(&rsc.monitor(), 7, "monitor before start");
+    rsc.probe().expect(7, "probe before start");
+    rsc.monitor().expect(7, "monitor before start");
     let run = rsc.start();
-    expect(&run, 0, "start");
+    run.expect(0, "start");
     assert!(
         ns.addresses(nic).contains(&shown.to_string()),
         "{shown} not on {nic} after start: {:?}",
         ns.addresses(nic)
     );
-    expect(&rsc.monitor(), 0, "monitor after start");
-    expect(&rsc.probe(), 0, "probe after start");
-    expect(&rsc.stop(), 0, "stop");
+    rsc.monitor().expect(0, "monitor after start");
+    rsc.probe().expect(0, "probe after start");
+    rsc.stop().expect(0, "stop");
     assert_eq!(ns.addresses(nic), before, "stop must restore {nic}");
-    expect(&rsc.monitor(), 7, "monitor after stop");
-    expect(&rsc.probe(), 7, "probe after stop");
+    rsc.monitor().expect(7, "monitor after stop");
+    rsc.probe().expect(7, "probe after stop");
     assert!(
         rsc.records().is_empty(),
         "records left: {:?}",
@@ -83,13 +84,13 @@ fn ipv4_on_veth_with_prefix_and_broadcast() {
             ("cidr_netmask", "255.255.0.0"),
         ],
     );
-    expect(&rsc.start(), 0, "start with a dotted netmask");
+    rsc.start().expect(0, "start with a dotted netmask");
     let shown = ns.ip(&["-o", "-4", "addr", "show", "dev", "eth0"]);
     assert!(
         shown.contains("inet 10.17.0.6/16 brd 10.17.255.255"),
         "{shown}"
     );
-    expect(&rsc.stop(), 0, "stop");
+    rsc.stop().expect(0, "stop");
 }
 
 #[test]
@@ -104,7 +105,7 @@ fn ipv6_on_veth_is_usable_at_once() {
             ("cidr_netmask", "64"),
         ],
     );
-    expect(&rsc.start(), 0, "start");
+    rsc.start().expect(0, "start");
     // Not tentative: duplicate address detection is skipped (NODAD), so a bind works now.
     let tentative = ns.ip(&["-o", "-6", "addr", "show", "dev", "eth0", "tentative"]);
     assert!(!tentative.contains("2001:db8:1::5"), "{tentative}");
@@ -117,8 +118,8 @@ fn ipv6_on_veth_is_usable_at_once() {
         std::net::TcpListener::bind("[2001:db8:1::5]:0").map(|_| ())
     });
     assert!(bound.is_ok(), "bind right after start failed: {bound:?}");
-    expect(&rsc.monitor(), 0, "monitor");
-    expect(&rsc.stop(), 0, "stop");
+    rsc.monitor().expect(0, "monitor");
+    rsc.stop().expect(0, "stop");
     assert!(!ns
         .addresses("eth0")
         .contains(&"2001:db8:1::5/64".to_string()));
@@ -128,22 +129,22 @@ fn ipv6_on_veth_is_usable_at_once() {
 fn start_and_stop_are_idempotent() {
     let ns = Netns::new("a-idem");
     let rsc = Rsc::new(&ns, "idem", &[("ip", "10.17.1.18"), ("nic", "lo")]);
-    expect(&rsc.stop(), 0, "stop before any start");
-    expect(&rsc.start(), 0, "start");
+    rsc.stop().expect(0, "stop before any start");
+    rsc.start().expect(0, "start");
     let run = rsc.start();
-    expect(&run, 0, "second start");
+    run.expect(0, "second start");
     let on_lo: Vec<String> = ns
         .addresses("lo")
         .into_iter()
         .filter(|a| a.starts_with("10.17.1.18/"))
         .collect();
     assert_eq!(on_lo, vec!["10.17.1.18/32".to_string()]);
-    expect(&rsc.monitor(), 0, "monitor");
+    rsc.monitor().expect(0, "monitor");
     // The second start must not have forgotten that the address is ours.
-    expect(&rsc.stop(), 0, "stop");
+    rsc.stop().expect(0, "stop");
     assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
-    expect(&rsc.stop(), 0, "second stop");
-    expect(&rsc.monitor(), 7, "monitor after stops");
+    rsc.stop().expect(0, "second stop");
+    rsc.monitor().expect(7, "monitor after stops");
 }
 
 #[test]
@@ -168,26 +169,18 @@ fn two_instances_side_by_side() {
         r.run_with(action, &vars)
     };
     let recurring = [("OCF_RESKEY_CRM_meta_interval", "10000")];
-    expect(&run(&a, "start", &[]), 0, "start a");
-    expect(&run(&b, "start", &[]), 0, "start b");
+    run(&a, "start", &[]).expect(0, "start a");
+    run(&b, "start", &[]).expect(0, "start b");
     assert!(ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
     assert!(ns.addresses("eth0").contains(&"10.17.1.19/32".to_string()));
-    expect(&run(&a, "monitor", &recurring), 0, "monitor a");
-    expect(&run(&b, "monitor", &recurring), 0, "monitor b");
-    expect(&run(&a, "stop", &[]), 0, "stop a");
+    run(&a, "monitor", &recurring).expect(0, "monitor a");
+    run(&b, "monitor", &recurring).expect(0, "monitor b");
+    run(&a, "stop", &[]).expect(0, "stop a");
     assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
     assert!(ns.addresses("eth0").contains(&"10.17.1.19/32".to_string()));
-    expect(
-        &run(&a, "monitor", &recurring),
-        7,
-        "monitor a after its stop",
-    );
-    expect(
-        &run(&b, "monitor", &recurring),
-        0,
-        "b unaffected by a's stop",
-    );
-    expect(&run(&b, "stop", &[]), 0, "stop b");
+    run(&a, "monitor", &recurring).expect(7, "monitor a after its stop");
+    run(&b, "monitor", &recurring).expect(0, "b unaffected by a's stop");
+    run(&b, "stop", &[]).expect(0, "stop b");
     assert!(!ns.addresses("eth0").contains(&"10.17.1.19/32".to_string()));
 }
 
@@ -206,23 +199,20 @@ fn a_pre_existing_address_is_never_removed() {
             ("arp_count", "0"),
         ],
     );
-    expect(
-        &rsc.probe(),
-        7,
-        "probe: configured by the system, not started",
-    );
+    rsc.probe()
+        .expect(7, "probe: configured by the system, not started");
     let run = rsc.start();
-    expect(&run, 0, "start");
-    expect(&rsc.monitor(), 0, "monitor");
-    expect(&rsc.start(), 0, "second start");
-    expect(&rsc.stop(), 0, "stop");
+    run.expect(0, "start");
+    rsc.monitor().expect(0, "monitor");
+    rsc.start().expect(0, "second start");
+    rsc.stop().expect(0, "stop");
     assert!(
         ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()),
         "stop removed an address it did not add"
     );
-    expect(&rsc.monitor(), 7, "monitor after stop");
-    expect(&rsc.probe(), 7, "probe after stop");
-    expect(&rsc.stop(), 0, "second stop");
+    rsc.monitor().expect(7, "monitor after stop");
+    rsc.probe().expect(7, "probe after stop");
+    rsc.stop().expect(0, "second stop");
     assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
 
     // Present with another prefix counts as present, and stays.
@@ -231,14 +221,14 @@ fn a_pre_existing_address_is_never_removed() {
         "pre32",
         &[("ip", "10.17.0.5"), ("nic", "eth0"), ("cidr_netmask", "32")],
     );
-    expect(&other.start(), 0, "start with another prefix");
+    other.start().expect(0, "start with another prefix");
     let v4: Vec<String> = ns
         .addresses("eth0")
         .into_iter()
         .filter(|a| a.starts_with("10.17.0.5/"))
         .collect();
     assert_eq!(v4, vec!["10.17.0.5/16".to_string()]);
-    expect(&other.stop(), 0, "stop");
+    other.stop().expect(0, "stop");
     assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
 }
 
@@ -246,29 +236,29 @@ fn a_pre_existing_address_is_never_removed() {
 fn an_address_removed_behind_the_agents_back() {
     let ns = Netns::new("a-gone");
     let rsc = Rsc::new(&ns, "gone", &[("ip", "10.17.1.18"), ("nic", "lo")]);
-    expect(&rsc.start(), 0, "start");
+    rsc.start().expect(0, "start");
     ns.ip(&["addr", "del", "10.17.1.18/32", "dev", "lo"]);
     let run = rsc.monitor();
-    expect(&run, 1, "recurring monitor of a vanished address");
+    run.expect(1, "recurring monitor of a vanished address");
     let reason = run.exit_reason().unwrap_or_default();
     assert!(
         reason.contains("10.17.1.18/32") && reason.contains("lo"),
         "{reason}"
     );
-    expect(&rsc.probe(), 7, "probe of a vanished address");
+    rsc.probe().expect(7, "probe of a vanished address");
     // Pacemaker's recovery: stop, then start again.
-    expect(&rsc.stop(), 0, "stop of a vanished address");
-    expect(&rsc.start(), 0, "start again");
+    rsc.stop().expect(0, "stop of a vanished address");
+    rsc.start().expect(0, "start again");
     assert!(ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
-    expect(&rsc.monitor(), 0, "monitor after recovery");
-    expect(&rsc.stop(), 0, "stop");
+    rsc.monitor().expect(0, "monitor after recovery");
+    rsc.stop().expect(0, "stop");
 }
 
 #[test]
 fn a_record_from_before_a_reboot_is_not_believed() {
     let ns = Netns::new("a-boot");
     let rsc = Rsc::new(&ns, "boot", &[("ip", "10.17.1.18"), ("nic", "lo")]);
-    expect(&rsc.start(), 0, "start");
+    rsc.start().expect(0, "start");
     // Pretend the record was written in another boot (HA_RSCTMP survived the reboot).
     let record = rsc.state.path().join("cloudha/anchorip-boot.started");
     let text = std::fs::read_to_string(&record).expect("start record");
@@ -278,10 +268,11 @@ fn a_record_from_before_a_reboot_is_not_believed() {
         format!("boot_id=00000000-0000-0000-0000-000000000000\n{rest}"),
     )
     .expect("rewrite record");
-    expect(&rsc.probe(), 7, "probe with a record from another boot");
-    expect(&rsc.start(), 0, "start after the 'reboot'");
-    expect(&rsc.monitor(), 0, "monitor");
-    expect(&rsc.stop(), 0, "stop");
+    rsc.probe()
+        .expect(7, "probe with a record from another boot");
+    rsc.start().expect(0, "start after the 'reboot'");
+    rsc.monitor().expect(0, "monitor");
+    rsc.stop().expect(0, "stop");
 }
 
 #[test]
@@ -311,9 +302,9 @@ fn gratuitous_arp_reaches_the_neighbour() {
         .to_string();
 
     let silent = Rsc::new(&ns, "silent", &[("ip", "10.17.0.9"), ("arp_count", "0")]);
-    expect(&silent.start(), 0, "start with arp_count=0");
+    silent.start().expect(0, "start with arp_count=0");
     let loud = Rsc::new(&ns, "loud", &[("ip", "10.17.0.5"), ("arp_count", "2")]);
-    expect(&loud.start(), 0, "start with arp_count=2");
+    loud.start().expect(0, "start with arp_count=2");
     assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
 
     let neigh = peer.ip(&["neigh", "show", "dev", "peer0"]);
@@ -327,8 +318,8 @@ fn gratuitous_arp_reaches_the_neighbour() {
         !neigh.lines().any(|l| l.starts_with("10.17.0.9 ")),
         "arp_count=0 announced anyway: {neigh}"
     );
-    expect(&loud.stop(), 0, "stop");
-    expect(&silent.stop(), 0, "stop");
+    loud.stop().expect(0, "stop");
+    silent.stop().expect(0, "stop");
 }
 
 #[test]
@@ -338,16 +329,11 @@ fn flags_work_like_the_environment() {
     let state = support::StateDir::new();
     let rsctmp = state.path().display().to_string();
     let run = |args: &[&str]| {
-        let out = ns
-            .command(agent_bin("anchorip"))
-            .args(args)
-            .env_clear()
-            .env("HA_RSCTMP", &rsctmp)
-            .output()
-            .expect("run anchorip");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        run_agent_args(
+            &agent_bin("anchorip"),
+            args,
+            &[("HA_RSCTMP", rsctmp.as_str())],
+            Some(&ns),
         )
     };
     let base = [
@@ -365,27 +351,26 @@ fn flags_work_like_the_environment() {
         v.push(action);
         run(&v)
     };
-    assert_eq!(with("monitor").0, 7);
-    assert_eq!(with("start").0, 0);
+    with("monitor").expect(7, "monitor by flags before start");
+    with("start").expect(0, "start by flags");
     assert!(ns.addresses("eth0").contains(&"10.17.1.18/32".to_string()));
-    assert_eq!(with("monitor").0, 0);
-    assert_eq!(with("stop").0, 0);
+    with("monitor").expect(0, "monitor by flags");
+    with("stop").expect(0, "stop by flags");
     assert!(!ns.addresses("eth0").contains(&"10.17.1.18/32".to_string()));
-    let (code, stderr) = run(&["--ip", "10.17.1.18", "--nic", "eth0", "dance"]);
-    assert_eq!(code, 3, "{stderr}");
+    run(&["--ip", "10.17.1.18", "--nic", "eth0", "dance"]).expect(3, "an unknown action");
 }
 
 #[test]
 fn an_address_replaced_with_another_prefix_is_not_removed() {
     let ns = Netns::new("a-repl");
     let rsc = Rsc::new(&ns, "repl", &[("ip", "10.17.1.18"), ("nic", "lo")]);
-    expect(&rsc.start(), 0, "start");
+    rsc.start().expect(0, "start");
     // Someone else's now: same address, another prefix.
     ns.ip(&["addr", "del", "10.17.1.18/32", "dev", "lo"]);
     ns.ip(&["addr", "add", "10.17.1.18/24", "dev", "lo"]);
-    expect(&rsc.stop(), 0, "stop");
+    rsc.stop().expect(0, "stop");
     assert!(ns.addresses("lo").contains(&"10.17.1.18/24".to_string()));
-    expect(&rsc.monitor(), 7, "monitor after stop");
+    rsc.monitor().expect(7, "monitor after stop");
     assert!(rsc.records().is_empty());
 }
 
@@ -402,9 +387,9 @@ fn concurrent_starts_of_one_instance_agree_on_who_added_it() {
             vec![a.join().expect("start a"), b.join().expect("start b")]
         });
         for run in &runs {
-            expect(run, 0, &format!("concurrent start, round {round}"));
+            run.expect(0, &format!("concurrent start, round {round}"));
         }
-        expect(&rsc.stop(), 0, "stop");
+        rsc.stop().expect(0, "stop");
         assert!(
             !ns.addresses("lo").contains(&"10.17.1.18/32".to_string()),
             "round {round}: the stop left the address: a start recorded it as not ours"
@@ -428,8 +413,8 @@ fn two_resources_starting_one_address_at_once_never_both_claim_it() {
             let tb = s.spawn(|| b.start());
             (ta.join().expect("start a"), tb.join().expect("start b"))
         });
-        expect(&ra, 0, &format!("start a, round {round}"));
-        expect(&rb, 0, &format!("start b, round {round}"));
+        ra.expect(0, &format!("start a, round {round}"));
+        rb.expect(0, &format!("start b, round {round}"));
         let claims = [a.claims(), b.claims()];
         assert_eq!(
             claims.iter().filter(|c| **c).count(),
@@ -443,12 +428,14 @@ fn two_resources_starting_one_address_at_once_never_both_claim_it() {
         );
         // The resource that did not add it leaves it on stop; the other one removes it.
         let (owner, other) = if claims[0] { (&a, &b) } else { (&b, &a) };
-        expect(&other.stop(), 0, "stop of the resource that did not add it");
+        other
+            .stop()
+            .expect(0, "stop of the resource that did not add it");
         assert!(
             ns.addresses("lo").contains(&"10.17.1.18/32".to_string()),
             "round {round}: the stop of a resource that did not add the address removed it"
         );
-        expect(&owner.stop(), 0, "stop of the resource that added it");
+        owner.stop().expect(0, "stop of the resource that added it");
         assert!(!ns.addresses("lo").contains(&"10.17.1.18/32".to_string()));
     }
 }
@@ -466,25 +453,25 @@ fn a_stale_claim_does_not_remove_another_resources_address() {
         let params = [("ip", ip), ("nic", "lo")];
         let a = Rsc::new(&ns, "stale-a", &params);
         let b = Rsc::new(&ns, "stale-b", &params);
-        expect(&a.start(), 0, "start a");
+        a.start().expect(0, "start a");
         assert!(a.claims());
         ns.ip(&["addr", "del", shown, "dev", "lo"]);
         // The kernel stamps an address's creation in hundredths of a second: let the clock move.
         std::thread::sleep(std::time::Duration::from_millis(30));
-        expect(&b.start(), 0, "start b");
+        b.start().expect(0, "start b");
         assert!(b.claims(), "b added {shown}: {:?}", b.record());
-        expect(&a.stop(), 0, "stop a");
+        a.stop().expect(0, "stop a");
         assert!(
             ns.addresses("lo").contains(&shown.to_string()),
             "a's stop removed the {shown} that b added"
         );
         // A start of A now finds B's address: not A's to claim.
-        expect(&a.start(), 0, "start a again");
+        a.start().expect(0, "start a again");
         assert!(!a.claims(), "a claims b's {shown}: {:?}", a.record());
-        expect(&a.stop(), 0, "stop a again");
+        a.stop().expect(0, "stop a again");
         assert!(ns.addresses("lo").contains(&shown.to_string()));
-        expect(&b.monitor(), 0, "b still running");
-        expect(&b.stop(), 0, "stop b");
+        b.monitor().expect(0, "b still running");
+        b.stop().expect(0, "stop b");
         assert!(!ns.addresses("lo").contains(&shown.to_string()));
     }
 }

@@ -1,12 +1,13 @@
 //! `ip=auto` against the fake DigitalOcean metadata service, served inside the test's namespace
 //! on 169.254.169.254:80 (put on that namespace's `lo`), so the agent runs with its defaults.
+#![allow(clippy::unwrap_used)] // a test's failure report is its panic
 
 mod support;
 
 use cloudha_tests::fakecloud::{FakeCloud, Fault, Scope};
 use cloudha_tests::Netns;
 use std::time::{Duration, Instant};
-use support::{expect, netns_with_eth0, Rsc};
+use support::{netns_with_eth0, Rsc};
 
 const DROPLET: u64 = 3164494;
 
@@ -30,9 +31,9 @@ fn droplet(tag: &str) -> (Netns, FakeCloud) {
 fn auto_puts_the_anchor_ip_on_eth0() {
     let (ns, cloud) = droplet("u-auto");
     let rsc = Rsc::new(&ns, "anchor", &[("ip", "auto"), ("arp_count", "0")]);
-    expect(&rsc.validate("10"), 0, "validate-all level 10");
-    expect(&rsc.probe(), 7, "probe");
-    expect(&rsc.start(), 0, "start");
+    rsc.validate("10").expect(0, "validate-all level 10");
+    rsc.probe().expect(7, "probe");
+    rsc.start().expect(0, "start");
     assert!(
         ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()),
         "{:?}",
@@ -46,12 +47,12 @@ fn auto_puts_the_anchor_ip_on_eth0() {
     // on the service being up.
     let reads = cloud.metadata_request_count(DROPLET);
     cloud.inject(Fault::outage(Scope::Metadata));
-    expect(&rsc.monitor(), 0, "monitor");
-    expect(&rsc.probe(), 0, "probe");
-    expect(&rsc.stop(), 0, "stop with the metadata service down");
+    rsc.monitor().expect(0, "monitor");
+    rsc.probe().expect(0, "probe");
+    rsc.stop().expect(0, "stop with the metadata service down");
     assert_eq!(cloud.metadata_request_count(DROPLET), reads);
     assert!(!ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
-    expect(&rsc.monitor(), 7, "monitor after stop");
+    rsc.monitor().expect(7, "monitor after stop");
 }
 
 #[test]
@@ -59,17 +60,14 @@ fn auto_leaves_the_address_cloud_init_configured() {
     let (ns, _cloud) = droplet("u-cinit");
     ns.ip(&["addr", "add", "10.17.0.5/16", "dev", "eth0"]);
     let rsc = Rsc::new(&ns, "anchor", &[("ip", "auto"), ("arp_count", "0")]);
-    expect(
-        &rsc.probe(),
-        7,
-        "probe: configured by the system, not started",
-    );
+    rsc.probe()
+        .expect(7, "probe: configured by the system, not started");
     let run = rsc.start();
-    expect(&run, 0, "start");
-    expect(&rsc.monitor(), 0, "monitor");
-    expect(&rsc.stop(), 0, "stop");
+    run.expect(0, "start");
+    rsc.monitor().expect(0, "monitor");
+    rsc.stop().expect(0, "stop");
     assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
-    expect(&rsc.monitor(), 7, "monitor after stop");
+    rsc.monitor().expect(7, "monitor after stop");
 }
 
 #[test]
@@ -80,7 +78,7 @@ fn an_explicit_prefix_and_interface_win_over_the_metadata() {
         "anchor",
         &[("ip", "auto"), ("cidr_netmask", "32"), ("nic", "lo")],
     );
-    expect(&rsc.start(), 0, "start");
+    rsc.start().expect(0, "start");
     assert!(ns.addresses("lo").contains(&"10.17.0.5/32".to_string()));
     assert!(
         !cloud
@@ -89,7 +87,7 @@ fn an_explicit_prefix_and_interface_win_over_the_metadata() {
             .any(|r| r.path.ends_with("/anchor_ipv4/netmask")),
         "read the netmask although cidr_netmask was given"
     );
-    expect(&rsc.stop(), 0, "stop");
+    rsc.stop().expect(0, "stop");
     assert!(!ns.addresses("lo").contains(&"10.17.0.5/32".to_string()));
 }
 
@@ -99,10 +97,10 @@ fn transient_metadata_faults_are_retried() {
     cloud.inject(Fault::status(Scope::Metadata, 503).times(2));
     cloud.inject(Fault::reset(Scope::Metadata).times(1));
     let rsc = Rsc::new(&ns, "anchor", &[("ip", "auto"), ("arp_count", "0")]);
-    expect(&rsc.start(), 0, "start through 503s and a reset");
+    rsc.start().expect(0, "start through 503s and a reset");
     assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
     assert!(cloud.metadata_request_count(DROPLET) >= 5);
-    expect(&rsc.stop(), 0, "stop");
+    rsc.stop().expect(0, "stop");
 }
 
 #[test]
@@ -113,7 +111,7 @@ fn a_metadata_service_that_keeps_failing_is_1_never_6() {
     let t = Instant::now();
     let run = rsc.run_with("start", &[("OCF_RESKEY_CRM_meta_timeout", "4000")]);
     let took = t.elapsed();
-    expect(&run, 1, "start with the metadata service failing");
+    run.expect(1, "start with the metadata service failing");
     let reason = run.exit_reason().unwrap_or_default();
     assert!(reason.starts_with("parameter 'ip' is 'auto'"), "{reason}");
     assert!(reason.contains("HTTP 500"), "{reason}");
@@ -133,7 +131,7 @@ fn a_metadata_service_that_keeps_failing_is_1_never_6() {
     cloud.inject(Fault::hang(Scope::Metadata));
     let t = Instant::now();
     let run = rsc.run_with("start", &[("OCF_RESKEY_CRM_meta_timeout", "4000")]);
-    expect(&run, 1, "start with the metadata service hanging");
+    run.expect(1, "start with the metadata service hanging");
     assert!(t.elapsed() < Duration::from_secs(4), "outlived the timeout");
 }
 
@@ -143,15 +141,15 @@ fn a_droplet_without_an_anchor_ip_is_5() {
     cloud.clear_anchor(DROPLET);
     let rsc = Rsc::new(&ns, "anchor", &[("ip", "auto")]);
     let run = rsc.start();
-    expect(&run, 5, "start on a droplet without an anchor IP");
+    run.expect(5, "start on a droplet without an anchor IP");
     let reason = run.exit_reason().unwrap_or_default();
     assert!(
         reason.starts_with("parameter 'ip' is 'auto', but this droplet has no anchor IP"),
         "{reason}"
     );
     assert!(rsc.records().is_empty());
-    expect(&rsc.probe(), 7, "probe");
-    expect(&rsc.stop(), 0, "stop");
+    rsc.probe().expect(7, "probe");
+    rsc.stop().expect(0, "stop");
 }
 
 #[test]
@@ -169,7 +167,7 @@ fn an_unusable_anchor_from_the_metadata_service_is_refused_and_retried() {
         let t = Instant::now();
         let run = rsc.run_with("start", &[("OCF_RESKEY_CRM_meta_timeout", "3000")]);
         let took = t.elapsed();
-        expect(&run, 1, &format!("start with the anchor IP {bad}"));
+        run.expect(1, &format!("start with the anchor IP {bad}"));
         let reason = run.exit_reason().unwrap_or_default();
         assert!(
             reason.starts_with("parameter 'ip' is 'auto', but the metadata service")
@@ -200,14 +198,14 @@ fn a_garbled_answer_is_retried_within_the_deadline() {
     let (ns, cloud) = droplet("u-garble");
     cloud.inject(Fault::garbled(Scope::Metadata).times(2));
     let rsc = Rsc::new(&ns, "anchor", &[("ip", "auto"), ("arp_count", "0")]);
-    expect(&rsc.start(), 0, "start through two garbled answers");
+    rsc.start().expect(0, "start through two garbled answers");
     assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
-    expect(&rsc.stop(), 0, "stop");
+    rsc.stop().expect(0, "stop");
 
     // One that stays garbled: 1 at the deadline, saying what it got.
     cloud.inject(Fault::garbled(Scope::Metadata));
     let run = rsc.run_with("start", &[("OCF_RESKEY_CRM_meta_timeout", "3000")]);
-    expect(&run, 1, "start with the answers garbled until the timeout");
+    run.expect(1, "start with the answers garbled until the timeout");
     let reason = run.exit_reason().unwrap_or_default();
     assert!(
         reason.starts_with("parameter 'ip' is 'auto', but the metadata service")
@@ -228,12 +226,11 @@ fn an_anchor_that_becomes_usable_while_start_retries_is_taken() {
         cloud.set_anchor(DROPLET, "10.17.0.5", "255.255.0.0", "10.17.0.1");
         start.join().expect("start")
     });
-    expect(
-        &run,
+    run.expect(
         0,
         "start once the metadata service answers a usable address",
     );
     assert!(ns.addresses("eth0").contains(&"10.17.0.5/16".to_string()));
     assert!(!ns.addresses("eth0").iter().any(|a| a.starts_with("224.")));
-    expect(&rsc.stop(), 0, "stop");
+    rsc.stop().expect(0, "stop");
 }

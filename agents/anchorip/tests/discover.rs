@@ -1,10 +1,11 @@
 //! Where an address goes when `nic` or `cidr_netmask` is not given: IPaddr2's rules
 //! (docs/anchorip.md), on real interfaces in a namespace made by each test.
+#![allow(clippy::unwrap_used)] // a test's failure report is its panic
 
 mod support;
 
 use cloudha_tests::Netns;
-use support::{expect, Rsc};
+use support::Rsc;
 
 /// lo (127.0.0.1/8), eth0 with 192.0.2.1/24 (brd 192.0.2.255) and 2001:db8:1::1/64, eth1 with
 /// 198.51.100.1/24 (no broadcast address).
@@ -32,7 +33,7 @@ fn line_of(ns: &Netns, dev: &str, addr: &str) -> String {
 fn placed(ns: &Netns, params: &[(&str, &str)], dev: &str, shown: &str, brd: Option<&str>) {
     let rsc = Rsc::new(ns, "found", params);
     let before = ns.addresses(dev);
-    expect(&rsc.start(), 0, &format!("start {params:?}"));
+    rsc.start().expect(0, &format!("start {params:?}"));
     let line = line_of(ns, dev, shown);
     assert!(
         !line.is_empty(),
@@ -43,8 +44,8 @@ fn placed(ns: &Netns, params: &[(&str, &str)], dev: &str, shown: &str, brd: Opti
         Some(b) => assert!(line.contains(&format!(" brd {b} ")), "{params:?}: {line}"),
         None => assert!(!line.contains(" brd "), "{params:?}: {line}"),
     }
-    expect(&rsc.monitor(), 0, &format!("monitor {params:?}"));
-    expect(&rsc.stop(), 0, &format!("stop {params:?}"));
+    rsc.monitor().expect(0, &format!("monitor {params:?}"));
+    rsc.stop().expect(0, &format!("stop {params:?}"));
     assert_eq!(
         ns.addresses(dev),
         before,
@@ -91,7 +92,7 @@ fn the_interface_whose_subnet_holds_it_takes_it_with_its_prefix() {
         "validate-all",
         &[("OCF_CHECK_LEVEL", "10"), ("HA_debug", "1")],
     );
-    expect(&run, 0, "validate-all level 10");
+    run.expect(0, "validate-all level 10");
     assert!(
         run.stderr
             .contains("198.51.100.7/24 goes on eth1 (198.51.100.0/24 on eth1 holds it)"),
@@ -112,7 +113,7 @@ fn cidr_netmask_must_fit_the_subnet_unless_nic_is_given() {
     );
     let rsc = Rsc::new(&ns, "wide", &[("ip", "192.0.2.7"), ("cidr_netmask", "16")]);
     let run = rsc.start();
-    expect(&run, 1, "a /16 that the /24 subnet does not hold");
+    run.expect(1, "a /16 that the /24 subnet does not hold");
     assert_eq!(
         run.exit_reason(),
         Some(
@@ -124,7 +125,7 @@ fn cidr_netmask_must_fit_the_subnet_unless_nic_is_given() {
     for p in ["80", "48"] {
         let rsc = Rsc::new(&ns, "v6", &[("ip", "2001:db8:1::7"), ("cidr_netmask", p)]);
         let run = rsc.start();
-        expect(&run, 1, &format!("IPv6 /{p} without nic"));
+        run.expect(1, &format!("IPv6 /{p} without nic"));
         let reason = run.exit_reason().unwrap_or_default();
         assert!(
             reason.contains(&format!(
@@ -171,7 +172,7 @@ fn an_address_no_subnet_holds_is_1_naming_the_subnets() {
         ("validate-all 10", rsc.validate("10")),
     ] {
         // 1, not 6: the subnet may well exist on another node.
-        expect(&run, 1, what);
+        run.expect(1, what);
         assert_eq!(
             run.exit_reason(),
             Some(
@@ -182,13 +183,10 @@ fn an_address_no_subnet_holds_is_1_naming_the_subnets() {
             "{what}"
         );
     }
-    expect(
-        &rsc.validate("0"),
-        0,
-        "validate-all level 0: parameters only",
-    );
-    expect(&rsc.probe(), 7, "probe");
-    expect(&rsc.stop(), 0, "stop");
+    rsc.validate("0")
+        .expect(0, "validate-all level 0: parameters only");
+    rsc.probe().expect(7, "probe");
+    rsc.stop().expect(0, "stop");
     assert!(rsc.records().is_empty());
     let after: Vec<_> = ["lo", "eth0", "eth1"]
         .iter()
@@ -199,7 +197,7 @@ fn an_address_no_subnet_holds_is_1_naming_the_subnets() {
     // With nic but not cidr_netmask, on an interface without a subnet for it.
     let rsc = Rsc::new(&ns, "nic", &[("ip", "192.0.2.7"), ("nic", "eth1")]);
     let run = rsc.start();
-    expect(&run, 1, "nic without a subnet for the address");
+    run.expect(1, "nic without a subnet for the address");
     assert_eq!(
         run.exit_reason(),
         Some(
@@ -225,19 +223,19 @@ fn an_ipv6_link_local_address_needs_nic() {
         ("start", rsc.start()),
         ("validate-all 0", rsc.validate("0")),
     ] {
-        expect(&run, 6, what);
+        run.expect(6, what);
         let reason = run.exit_reason().unwrap_or_default();
         assert!(
             reason.starts_with("parameter 'nic' is required for the link-local address fe80::7"),
             "{what}: {reason}"
         );
     }
-    expect(&rsc.probe(), 7, "probe");
+    rsc.probe().expect(7, "probe");
     // With nic: eth0's link-local subnet, fe80::/64.
     let rsc = Rsc::new(&ns, "ll", &[("ip", "fe80::7"), ("nic", "eth0")]);
-    expect(&rsc.start(), 0, "start with nic");
+    rsc.start().expect(0, "start with nic");
     assert!(!line_of(&ns, "eth0", "fe80::7/64").is_empty());
-    expect(&rsc.stop(), 0, "stop");
+    rsc.stop().expect(0, "stop");
     assert!(line_of(&ns, "eth0", "fe80::7/64").is_empty());
 }
 
@@ -273,18 +271,18 @@ fn monitor_and_stop_work_from_the_start_record() {
         "rec",
         &[("ip", "198.51.100.7"), ("cidr_netmask", "28")],
     );
-    expect(&rsc.start(), 0, "start");
+    rsc.start().expect(0, "start");
     assert!(ns
         .addresses("eth1")
         .contains(&"198.51.100.7/28".to_string()));
     ns.ip(&["addr", "del", "198.51.100.1/24", "dev", "eth1"]);
-    expect(&rsc.monitor(), 0, "monitor without the subnet");
-    expect(&rsc.probe(), 0, "probe without the subnet");
-    expect(&rsc.stop(), 0, "stop without the subnet");
+    rsc.monitor().expect(0, "monitor without the subnet");
+    rsc.probe().expect(0, "probe without the subnet");
+    rsc.stop().expect(0, "stop without the subnet");
     assert!(
         ns.addresses("eth1").is_empty(),
         "{:?}",
         ns.addresses("eth1")
     );
-    expect(&rsc.monitor(), 7, "monitor after stop");
+    rsc.monitor().expect(7, "monitor after stop");
 }

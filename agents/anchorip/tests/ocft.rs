@@ -6,6 +6,7 @@
 //! ocft compiles a configuration into case scripts under /var/lib/resource-agents/ocft/cases (a
 //! fixed, global directory), then runs them there: `global_lock("ocft")` is held throughout. The
 //! agent's state and ocft's run log go to a private HA_RSCTMP.
+#![allow(clippy::unwrap_used)] // a test's failure report is its panic
 
 mod support;
 

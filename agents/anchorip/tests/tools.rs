@@ -1,5 +1,6 @@
 //! anchorip as the cluster's own tools see it: the checked-in meta-data (both validators),
 //! resource-agents' ocf-tester on the installed agent, and Pacemaker's `crm_resource --validate`.
+#![allow(clippy::unwrap_used)] // a test's failure report is its panic
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! What the anchorip tests share: one resource instance run the way Pacemaker runs it (its own
-//! state directory, instance name and parameters) inside a namespace the test made.
+//! state directory, instance name and parameters) inside a namespace the test made. The agent
+//! runs only through `cloudha_tests::run_agent`, and answers are checked with `AgentRun::expect`.
 #![allow(dead_code)]
 
 use cloudha_tests::{agent_bin, run_agent, AgentRun, Netns};
@@ -117,31 +118,6 @@ impl<'a> Rsc<'a> {
     }
 }
 
-/// Assert the exit code, showing everything the agent said when it differs.
-#[track_caller]
-pub fn expect(run: &AgentRun, code: i32, what: &str) {
-    assert_eq!(
-        run.code, code,
-        "{what}: expected {code}, got {}\nstdout: {}\nstderr: {}",
-        run.code, run.stdout, run.stderr
-    );
-    if code == 0 || code == 7 {
-        assert_eq!(
-            run.exit_reason_count(),
-            0,
-            "{what}: no exit reason expected: {}",
-            run.stderr
-        );
-    } else {
-        assert_eq!(
-            run.exit_reason_count(),
-            1,
-            "{what}: exactly one exit reason expected: {}",
-            run.stderr
-        );
-    }
-}
-
 /// A namespace with `lo` up and an ethernet-like `eth0` (veth, peer `peer0`), both up.
 pub fn netns_with_eth0(tag: &str) -> Netns {
     let ns = Netns::new(tag);
@@ -151,13 +127,12 @@ pub fn netns_with_eth0(tag: &str) -> Netns {
 
 /// Run `f` on a thread that has entered `ns`'s network namespace (only that thread moves).
 pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::os::fd::AsRawFd;
     let path = format!("/var/run/netns/{}", ns.name);
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: a valid namespace fd; setns moves only the calling thread.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        // setns moves only the calling thread.
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("setns {path}: {e}"));
         f()
     })
     .join()
