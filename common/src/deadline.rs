@@ -74,18 +74,6 @@ impl Deadline {
     pub fn cap(&self, d: Duration) -> Duration {
         d.min(self.remaining())
     }
-    /// Sleep for `d` or until the deadline, whichever is first. False when the deadline cut it
-    /// short (or had passed): the caller should stop retrying.
-    pub fn sleep(&self, d: Duration) -> bool {
-        let left = self.remaining();
-        if d >= left {
-            std::thread::sleep(left);
-            false
-        } else {
-            std::thread::sleep(d);
-            true
-        }
-    }
 }
 
 /// Delays for polling: quick at first, then backing off to a ceiling.
@@ -257,12 +245,11 @@ mod tests {
     }
 
     #[test]
-    fn sleep_stops_at_the_deadline() {
-        let d = Deadline::after(Duration::from_millis(30));
-        assert!(d.sleep(Duration::from_millis(1)));
-        assert!(!d.sleep(Duration::from_secs(10)));
+    fn an_expired_deadline_leaves_nothing() {
+        let d = Deadline::after(Duration::from_millis(5));
+        assert!(d.cap(Duration::from_secs(1)) <= Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(10));
         assert!(d.expired());
-        assert!(!d.sleep(Duration::from_millis(1)));
         assert_eq!(d.cap(Duration::from_secs(1)), Duration::ZERO);
     }
 
