@@ -39,12 +39,13 @@ macro_rules! whole_number {
             const KIND: ParamKind = ParamKind::Integer;
             fn parse(text: &str) -> Result<Self, String> {
                 let t = text.trim();
-                match t.parse::<$t>() {
-                    Ok(n) => Ok(n),
-                    Err(_) if t.parse::<i128>().is_ok() => {
+                match (t.parse::<$t>(), t.parse::<i128>()) {
+                    (Ok(n), _) => Ok(n),
+                    (Err(_), Ok(n)) if n < 0 && <$t>::MIN == 0 => Err("is negative".into()),
+                    (Err(_), Ok(_)) => {
                         Err(format!("is out of range ({}-{})", <$t>::MIN, <$t>::MAX))
                     }
-                    Err(_) => Err("is not a whole number".into()),
+                    (Err(_), Err(_)) => Err("is not a whole number".into()),
                 }
             }
         }
@@ -228,8 +229,9 @@ mod tests {
     fn numbers() {
         assert_eq!(u32::parse(" 7 "), Ok(7));
         assert_eq!(u32::parse("x"), Err("is not a whole number".into()));
+        assert_eq!(u32::parse("-1"), Err("is negative".into()));
         assert_eq!(
-            u32::parse("-1"),
+            u32::parse("4294967296"),
             Err("is out of range (0-4294967295)".into())
         );
         assert_eq!(i64::parse("-1"), Ok(-1));

@@ -57,7 +57,7 @@ static METADATA_URL: Param<HttpUrl> = Param::new("metadata_url")
     .short("metadata service")
     .long("The base URL of the DigitalOcean metadata service, read when ip=auto.");
 
-static ARP_COUNT: Param<u32> = Param::new("arp_count")
+static ARP_COUNT: Param<i64> = Param::new("arp_count")
     .default("3")
     .short("gratuitous ARP count")
     .long(

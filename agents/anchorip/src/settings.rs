@@ -221,13 +221,16 @@ impl Settings {
         if broadcast.is_some() && v6 {
             return Err(p.invalid(&BROADCAST, "is for an IPv4 address; IPv6 has no broadcast"));
         }
-        let arp_count = p.need(&ARP_COUNT)?;
-        if arp_count > MAX_ARP_COUNT {
-            return Err(p.invalid(
-                &ARP_COUNT,
-                format!("is out of range (0-{MAX_ARP_COUNT}; 0 sends none)"),
-            ));
-        }
+        // Read signed, so that a negative count is "out of range" like any other.
+        let arp_count = u32::try_from(p.need(&ARP_COUNT)?)
+            .ok()
+            .filter(|n| *n <= MAX_ARP_COUNT)
+            .ok_or_else(|| {
+                p.invalid(
+                    &ARP_COUNT,
+                    format!("is out of range (0-{MAX_ARP_COUNT}; 0 sends none)"),
+                )
+            })?;
         let metadata_url = p.need(&METADATA_URL)?;
         Ok(Settings {
             ip,
