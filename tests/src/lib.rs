@@ -329,20 +329,27 @@ pub fn run_agent_args(
         Some(ns) => ns.command(bin),
         None => Command::new(bin),
     };
-    c.args(args)
-        .env_clear()
+    as_pacemaker(&mut c).args(args).envs(vars.iter().copied());
+    run_timed(&mut c)
+}
+
+/// Make `cmd` run as Pacemaker runs an agent: a clean environment holding only PATH and the
+/// OCF variables, no standard input. Add the action and the instance's variables after.
+pub fn as_pacemaker(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("OCF_ROOT", "/usr/lib/ocf")
         .env("OCF_RA_VERSION_MAJOR", "1")
         .env("OCF_RA_VERSION_MINOR", "1")
-        .stdin(Stdio::null());
-    for (k, v) in vars {
-        c.env(k, v);
-    }
+        .stdin(Stdio::null())
+}
+
+/// Run a prepared command to its end: its code, what it said, how long it took.
+pub fn run_timed(cmd: &mut Command) -> AgentRun {
     let t = std::time::Instant::now();
-    let out = assert_cmd::Command::from_std(c)
+    let out = assert_cmd::Command::from_std(std::mem::replace(cmd, Command::new("true")))
         .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     AgentRun::from_output(out, t.elapsed())
 }
 

@@ -3,12 +3,12 @@
 //! cannot run. Each answer is checked through the one helper (the code, and exactly one exit
 //! reason for a failure). The agents' own adversarial.rs files cover what is theirs.
 
-use cloudha_tests::{agent_bin, bin_dir, AgentRun};
+use cloudha_tests::{agent_bin, as_pacemaker, bin_dir, run_timed, AgentRun};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 fn agents() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = ["anchorip", "floatip", "haproxy"]
@@ -23,24 +23,15 @@ fn agents() -> Vec<PathBuf> {
 fn run(bin: &PathBuf, args: &[&str], vars: &[(&[u8], &[u8])]) -> AgentRun {
     let state = tempfile::tempdir().unwrap();
     let mut c = Command::new(bin);
-    c.args(args)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    as_pacemaker(&mut c)
+        .args(args)
         .env("HA_RSCTMP", state.path())
         .env("OCF_RESOURCE_INSTANCE", "adversarial")
-        .env("OCF_RESKEY_CRM_meta_timeout", "5000")
-        .stdin(Stdio::null());
+        .env("OCF_RESKEY_CRM_meta_timeout", "5000");
     for (k, v) in vars {
         c.env(OsStr::from_bytes(k), OsStr::from_bytes(v));
     }
-    let t = Instant::now();
-    let out = c.output().unwrap();
-    AgentRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: t.elapsed(),
-    }
+    run_timed(&mut c)
 }
 
 #[test]

@@ -7,14 +7,14 @@
 
 mod support;
 
-use cloudha_tests::{agent_bin, run_agent_args, AgentRun, Netns};
+use cloudha_tests::{agent_bin, as_pacemaker, run_agent_args, run_timed, AgentRun, Netns};
 use predicates::str::contains;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 use support::{netns_with_eth0, Rsc};
 
 /// Run `action` as `rsc` with `extra` variables given as raw bytes (replacing the instance's
@@ -39,22 +39,11 @@ fn run_bytes(rsc: &Rsc, action: &str, extra: &[(&str, &[u8])]) -> AgentRun {
         }
     }
     let mut cmd = rsc.ns.command(agent_bin("anchorip"));
-    cmd.arg(action)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("OCF_ROOT", "/usr/lib/ocf")
-        .stdin(Stdio::null());
+    as_pacemaker(&mut cmd).arg(action);
     for (k, v) in &vars {
         cmd.env(k, OsStr::from_bytes(v));
     }
-    let t = Instant::now();
-    let out = cmd.output().unwrap();
-    AgentRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: t.elapsed(),
-    }
+    run_timed(&mut cmd)
 }
 
 /// A probe (7), a recurring monitor (7) and a stop (0) of a resource never started here, each

@@ -5,15 +5,15 @@
 
 mod common;
 
-use cloudha_tests::{agent_bin, AgentRun};
+use cloudha_tests::{agent_bin, as_pacemaker, run_timed, AgentRun};
 use common::{cloud, Cloud, A, B, IP};
 use predicates::str::contains;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// A variable whose value is any bytes.
 type RawVar<'a> = (&'a str, &'a [u8]);
@@ -44,22 +44,8 @@ fn run_bytes(c: &Cloud, action: &str, extra: &[RawVar], wrapper: &[&str]) -> Age
         }
         None => Command::new(&bin),
     };
-    cmd.arg(action)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("OCF_ROOT", "/usr/lib/ocf")
-        .env("OCF_RA_VERSION_MAJOR", "1")
-        .env("OCF_RA_VERSION_MINOR", "1")
-        .envs(env)
-        .stdin(Stdio::null());
-    let t = Instant::now();
-    let out = cmd.output().unwrap();
-    AgentRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: t.elapsed(),
-    }
+    as_pacemaker(&mut cmd).arg(action).envs(env);
+    run_timed(&mut cmd)
 }
 
 fn assert_unsaid(run: &AgentRun, what: &str, secret: &str) {
