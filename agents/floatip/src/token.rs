@@ -380,6 +380,8 @@ mod tests {
             }
         }
     }
+
+    #[test]
     fn plain_files_give_their_first_line() {
         assert_eq!(token_from_text("dop_v1_abc"), Ok("dop_v1_abc"));
         assert_eq!(token_from_text("dop_v1_abc\n"), Ok("dop_v1_abc"));
