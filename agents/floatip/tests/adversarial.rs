@@ -119,7 +119,11 @@ fn a_token_with_a_control_character_is_refused_at_once_without_a_request() {
             6,
             &[("OCF_RESKEY_api_token", b"dop_v1_s\x01krit")],
         ),
-        ("api_token", 6, &[("OCF_RESKEY_api_token", b"dop_v1_skrit\n")]),
+        (
+            "api_token",
+            6,
+            &[("OCF_RESKEY_api_token", b"dop_v1_skrit\n")],
+        ),
         (
             "api_token_file",
             5,
