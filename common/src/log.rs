@@ -88,14 +88,11 @@ impl Logger {
         instance: &str,
         terminal: bool,
     ) -> Logger {
-        let tag = settings
-            .tag
-            .clone()
-            .unwrap_or_else(|| match instance {
-                // Outside a cluster (a person, keepalived) there is no instance to name.
-                "" => format!("{resource_type}[{}]", std::process::id()),
-                _ => format!("{resource_type}({instance})[{}]", std::process::id()),
-            });
+        let tag = settings.tag.clone().unwrap_or_else(|| match instance {
+            // Outside a cluster (a person, keepalived) there is no instance to name.
+            "" => format!("{resource_type}[{}]", std::process::id()),
+            _ => format!("{resource_type}({instance})[{}]", std::process::id()),
+        });
         let mut sinks = Vec::new();
         let mut debug_file = None;
         if !terminal {
