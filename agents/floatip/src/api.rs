@@ -258,6 +258,23 @@ mod tests {
     }
 
     #[test]
+    fn hetzners_error_body_is_read_and_never_repeats_the_token() {
+        let a = read(
+            "hc_0123456789",
+            401,
+            r#"{"error": {"code": "unauthorized", "message": "unable to authenticate", "details": {}}}"#,
+        );
+        assert_eq!(a.message(), Some("unable to authenticate"));
+        let a = read(
+            "q^Z",
+            401,
+            r#"{"error": {"code": "unauthorized", "message": "bad header 'Bearer q^Z'"}}"#,
+        );
+        assert_eq!(a.message(), Some(QUOTED));
+        assert_eq!(a.body["error"]["code"], "unauthorized");
+    }
+
+    #[test]
     fn retry_after_wins_then_reset_when_exhausted() {
         assert_eq!(
             answer(Some(3), Some(0), Some(40)).rate_limit_wait(),

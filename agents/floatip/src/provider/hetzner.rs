@@ -403,4 +403,66 @@ mod tests {
                 .is_transient()
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                prop::sample::select(vec![
+                    "unauthorized",
+                    "not_found",
+                    "locked",
+                    "conflict",
+                    "203.0.113.7",
+                    "running",
+                    "success",
+                ])
+                .prop_map(Value::from),
+                any::<String>().prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        prop::sample::select(vec![
+                            "error", "code", "message", "id", "ip", "server"
+                        ])
+                        .prop_map(String::from),
+                        inner,
+                        0..4
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// 6 only on Hetzner's own word: a 401 or 404 whose error body's code says so.
+            #[test]
+            fn only_the_apis_own_errors_are_6(body in json(), status in 100u16..600) {
+                let ip: IpAddr = "203.0.113.7".parse().unwrap();
+                let code = body.get("error").and_then(|e| e.get("code")).and_then(Value::as_str).map(str::to_string);
+                match Hetzner::fault(&answer(status, body), "x", ip) {
+                    Fault::TokenRejected(_) => prop_assert_eq!((status, code.as_deref()), (401, Some("unauthorized"))),
+                    Fault::IpUnknown(_) => prop_assert_eq!((status, code.as_deref()), (404, Some("not_found"))),
+                    _ => {}
+                }
+            }
+
+            /// A floating IP object is believed only for the address asked about.
+            #[test]
+            fn an_ip_object_describes_the_asked_ip(body in json()) {
+                let asked: IpAddr = "203.0.113.7".parse().unwrap();
+                if let Some(Some(h)) = parse_ip(&body, asked) {
+                    prop_assert_eq!(body["ip"].as_str(), Some("203.0.113.7"));
+                    prop_assert!(h.id.0.parse::<u64>().is_ok());
+                }
+            }
+        }
+    }
 }
