@@ -162,7 +162,7 @@ impl<C: Connect> Agent for Floatip<C> {
         let first = read("reading the IP", None)?;
         let id = first.id.clone();
         if first.holder.as_ref() == Some(&me) && !first.locked {
-            state.save(&lock, &Started::now(ip, me.clone(), id))?;
+            state.save(&lock, &Started::now(s.provider, ip, me.clone(), id))?;
             return Ok(Status::ok(format!(
                 "{ip} already points at this {server} ({me}): no action needed"
             )));
@@ -230,7 +230,7 @@ impl<C: Connect> Agent for Floatip<C> {
                 holder_words(p.as_ref(), &now.holder)
             )));
         }
-        state.save(&lock, &Started::now(ip, me.clone(), id))?;
+        state.save(&lock, &Started::now(s.provider, ip, me.clone(), id))?;
         Ok(Status::ok(format!(
             "{ip} now points at this {server} ({me}), after {} ms",
             ctx.deadline.elapsed().as_millis()
@@ -261,6 +261,14 @@ impl<C: Connect> Agent for Floatip<C> {
             return Ok(Status::not_running(format!(
                 "started here for {}, not {ip}",
                 started.ip
+            )));
+        }
+        // Ids and servers of one cloud mean nothing in another.
+        if started.provider != s.provider {
+            return Ok(Status::not_running(format!(
+                "started here through {}, not {}",
+                started.provider.name(),
+                s.provider.name()
             )));
         }
         let p = self.connect.connect(&s, None);

@@ -1,16 +1,19 @@
 //! The record a successful start leaves under HA_RSCTMP and stop removes: which address (and
 //! its id in the cloud, so that a monitor reads it by id and never lists), for which server,
-//! since when. A record of the first form (no `id=`, written by DigitalOcean-only versions)
+//! since when, through which provider. A record of the first form (no `provider=` or `id=`, written by DigitalOcean-only versions)
 //! still reads: DigitalOcean addresses an IP by the address itself. Monitor believes the metadata service only while this record
 //! exists (stop does not unassign), and the record is void after a reboot (boot id, in common).
 
-use crate::provider::{IpId, ServerId};
+use crate::provider::{IpId, ProviderKind, ServerId};
+use cloudha_common::ParamValue;
 use cloudha_common::Record;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Started {
+    /// The cloud that `id` and `server` belong to; DigitalOcean in a record of the first form.
+    pub provider: ProviderKind,
     pub ip: IpAddr,
     pub server: ServerId,
     /// The IP's id in the cloud, as start found it; None in a record of the first form.
@@ -27,8 +30,9 @@ fn now_secs() -> u64 {
 }
 
 impl Started {
-    pub fn now(ip: IpAddr, server: ServerId, id: IpId) -> Started {
+    pub fn now(provider: ProviderKind, ip: IpAddr, server: ServerId, id: IpId) -> Started {
         Started {
+            provider,
             ip,
             server,
             id: Some(id),
@@ -51,14 +55,18 @@ impl Record for Started {
             None => String::new(),
         };
         format!(
-            "ip={}\n{id}server={}\nsince={}\n",
-            self.ip, self.server, self.since
+            "provider={}\nip={}\n{id}server={}\nsince={}\n",
+            self.provider.name(),
+            self.ip,
+            self.server,
+            self.since
         )
     }
 
     /// None for anything that is not a whole record.
     fn parse(text: &str) -> Option<Started> {
         let (mut ip, mut server, mut since, mut id) = (None, None, None, None);
+        let mut provider = Some(ProviderKind::DigitalOcean);
         // An id is one word of text: a control character is damage (or tampering).
         let word = |v: &str| !v.is_empty() && !v.contains(char::is_control);
         for line in text.lines() {
@@ -68,10 +76,12 @@ impl Record for Started {
                 // A damaged id is no record at all, not a record of the first form.
                 Some(("id", v)) => id = Some(word(v).then(|| IpId(v.to_string()))),
                 Some(("since", v)) => since = v.parse().ok(),
+                Some(("provider", v)) => provider = ProviderKind::parse(v).ok(),
                 _ => {}
             }
         }
         Some(Started {
+            provider: provider?,
             ip: ip?,
             server: server?,
             id: match id {
@@ -90,12 +100,20 @@ mod tests {
     #[test]
     fn round_trip() {
         let s = Started::now(
+            ProviderKind::Hetzner,
             "203.0.113.7".parse().unwrap(),
             ServerId("42".into()),
             IpId("4711".into()),
         );
         assert_eq!(Started::parse(&s.to_text()), Some(s.clone()));
         assert!(s.to_text().contains("\nid=4711\n"), "{}", s.to_text());
+        assert!(
+            s.to_text().starts_with("provider=hetzner\n"),
+            "{}",
+            s.to_text()
+        );
+        let unknown = s.to_text().replace("provider=hetzner", "provider=aws");
+        assert_eq!(Started::parse(&unknown), None);
         assert!(s.age() < Duration::from_secs(5));
         assert_eq!(Started::parse("ip=203.0.113.7\nserver=42\n"), None);
         assert_eq!(Started::parse("garbage"), None);
@@ -116,6 +134,7 @@ mod tests {
         // As DigitalOcean-only versions wrote it: no id (the address is DigitalOcean's id).
         let old = Started::parse("ip=203.0.113.7\nserver=42\nsince=1700000000\n").unwrap();
         assert_eq!(old.id, None);
+        assert_eq!(old.provider, ProviderKind::DigitalOcean);
         assert_eq!(old.server, ServerId("42".into()));
         assert_eq!(Started::parse(&old.to_text()), Some(old));
     }
@@ -126,7 +145,8 @@ mod tests {
 
         fn line() -> impl Strategy<Value = String> {
             prop_oneof![
-                "(ip|server|since|id)=.{0,20}",
+                "(ip|server|since|id|provider)=.{0,20}",
+                "provider=(digitalocean|hetzner)",
                 "id=[0-9]{1,8}",
                 "ip=(203\\.0\\.113\\.[0-9]{1,3}|2001:db8::[0-9a-f]{1,4})",
                 "server=[0-9]{1,12}",
@@ -147,8 +167,9 @@ mod tests {
             }
 
             #[test]
-            fn records_round_trip(a in any::<[u8; 4]>(), server in "[0-9]{1,12}", since in any::<u64>(), id in proptest::option::of("[0-9a-f.:-]{1,36}")) {
-                let r = Started { ip: IpAddr::from(a), server: ServerId(server), id: id.map(IpId), since };
+            fn records_round_trip(a in any::<[u8; 4]>(), server in "[0-9]{1,12}", since in any::<u64>(), id in proptest::option::of("[0-9a-f.:-]{1,36}"), hetzner in any::<bool>()) {
+                let provider = if hetzner { ProviderKind::Hetzner } else { ProviderKind::DigitalOcean };
+                let r = Started { provider, ip: IpAddr::from(a), server: ServerId(server), id: id.map(IpId), since };
                 prop_assert_eq!(Started::parse(&r.to_text()), Some(r));
             }
         }

@@ -178,3 +178,21 @@ fn two_starts_racing_leave_one_holder_and_agree() {
         c.monitor(li).expect(7, "loser's monitor");
     }
 }
+
+#[test]
+fn a_record_of_another_provider_is_not_this_resource() {
+    // Started through DigitalOcean, now configured for Hetzner: the record's ids mean nothing
+    // here. Not running, with no request.
+    let c = hetzner(None, &[A]);
+    c.run(0, "start", &[]).expect(0, "start");
+    let text = std::fs::read_to_string(c.record(0)).unwrap();
+    assert!(text.contains("\nprovider=hetzner\n"), "{text}");
+    std::fs::write(
+        c.record(0),
+        text.replace("provider=hetzner", "provider=digitalocean"),
+    )
+    .unwrap();
+    c.fake.clear_requests();
+    c.monitor(0).expect(7, "monitor with a DigitalOcean record");
+    assert!(c.fake.requests().is_empty());
+}

@@ -153,14 +153,15 @@ fn two_starts_racing_leave_one_holder_and_agree() {
 
 #[test]
 fn a_record_of_the_first_form_still_monitors() {
-    // Written by the DigitalOcean-only versions: no `id=` line (the address is the id there).
+    // Written by the DigitalOcean-only versions: no `provider=` or `id=` line (the address is
+    // the id there).
     let c = cloud(None, &[A]);
     c.run(0, "start", &[]).expect(0, "start");
     let text = std::fs::read_to_string(c.record(0)).unwrap();
     assert!(text.contains(&format!("\nid={IP}\n")), "{text}");
     let old: String = text
         .lines()
-        .filter(|l| !l.starts_with("id="))
+        .filter(|l| !l.starts_with("id=") && !l.starts_with("provider="))
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(c.record(0), old).unwrap();

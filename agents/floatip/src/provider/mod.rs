@@ -187,6 +187,14 @@ impl ParamValue for ProviderKind {
 }
 
 impl ProviderKind {
+    /// The name the `provider` parameter gives it (and a record keeps).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::DigitalOcean => "digitalocean",
+            ProviderKind::Hetzner => "hetzner",
+        }
+    }
+
     /// Whether this cloud can float `ip` (address family, ranges): the words complete
     /// "parameter 'ip': '<value>' …".
     pub fn check_address(self, ip: IpAddr) -> Result<(), String> {
