@@ -24,7 +24,7 @@ pub static IP: Param<IpAddr> = Param::new("ip")
 pub static API_TOKEN: Param<Secret> = Param::new("api_token")
     .aliases(&["do_token"])
     .short("API token (secret)")
-    .long("The cloud API token, with write access to reserved IPs. Prefer api_token_file, or store it with cibsecret so that it is not kept in the CIB. Never logged. One of api_token and api_token_file is required; api_token wins when both are set.");
+    .long("The cloud API token, with write access to floating (reserved) IPs. Prefer api_token_file, or store it with cibsecret so that it is not kept in the CIB. Never logged. One of api_token and api_token_file is required; api_token wins when both are set.");
 
 pub static API_TOKEN_FILE: Param<String> = Param::new("api_token_file")
     .short("File holding the API token")
@@ -52,13 +52,13 @@ and answers where the address points from the server's metadata service where it
 start: when this server already holds the address, nothing is done; otherwise one assign action moves it here, \
 the agent waits until the API reports the action completed (watching the metadata service often and polling the API \
 quickly at first, then backing off), confirms the holder with the API and records that it started. \
-an action pending (DigitalOcean's 422, Hetzner's 423 and 409), 429 (rate limit; retry-after and ratelimit-reset are honoured), \
+An action pending (DigitalOcean's 422, Hetzner's 423 and 409), 429 (rate limit; retry-after and ratelimit-reset are honoured), \
 5xx and connection errors are retried within the action's timeout; an errored action or the timeout gives 1; a token \
 rejected or an address unknown in the cloud's own error body gives 6. \
 stop does not unassign: it removes the record, so that the next start elsewhere moves the address in one action; \
 it needs neither the API nor the token. \
 monitor (probes included) answers 7 when this node holds no record from this boot (stopped here, never started, or \
-rebooted since). With a record it asks the metadata service only, never the API: 0 when this server holds exactly \
+rebooted since). With a record, where the metadata service can tell (DigitalOcean), it asks that service only, never the API: 0 when this server holds exactly \
 the configured address, 7 when it does not. The metadata service may lag an assignment: during the 60 s after a start, \
 a \"not here\" is checked with one API read, which decides. A metadata service that cannot be read or answers \
 garbage is retried until the timeout, then 1; it never reads as running. \
