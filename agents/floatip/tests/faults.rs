@@ -361,6 +361,11 @@ fn hetzner_cases() -> Vec<Case> {
             [0, 0, 0, 0, 0],
         ),
         case(
+            "409 conflict twice on reads",
+            vec![Fault::status(api.clone(), 409).times(2).method("GET")],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
             "423 locked always on assign",
             vec![Fault::status(api.clone(), 423).method("POST")],
             [1, 0, 0, 0, 0],

@@ -103,11 +103,20 @@ impl Hetzner {
         }
     }
 
+    /// A read. A 409 or 423 on a read (the resource changed during the request) is worth
+    /// another try of the same read: transient, not a wait for an action.
     fn get(&self, path: &str, what: &str, ip: IpAddr, d: &Deadline) -> Result<Value, Fault> {
         let answer = self.api()?.get(path, d)?;
         match answer.status {
             200 => Ok(answer.body),
-            _ => Err(Self::fault(&answer, what, ip)),
+            _ => Err(Self::read_fault(&answer, what, ip)),
+        }
+    }
+
+    fn read_fault(answer: &Answer, what: &str, ip: IpAddr) -> Fault {
+        match Self::fault(answer, what, ip) {
+            Fault::Busy(d) => Fault::Transient(d),
+            f => f,
         }
     }
 
@@ -293,7 +302,7 @@ impl Provider for Hetzner {
             },
             // The action exists (we made it): a 404 here is the API catching up.
             404 => Err(Fault::Transient(format!("{what}: HTTP 404"))),
-            _ => Err(Self::fault(&answer, &what, ip)),
+            _ => Err(Self::read_fault(&answer, &what, ip)),
         }
     }
 }
@@ -349,6 +358,8 @@ mod tests {
                 Hetzner::fault(&answer(status, err("locked")), "x", ip),
                 Fault::Busy(_)
             ));
+            // On a read, the same read again.
+            assert!(Hetzner::read_fault(&answer(status, err("conflict")), "x", ip).is_transient());
         }
         assert!(Hetzner::fault(&answer(429, err("rate_limit_exceeded")), "x", ip).is_transient());
         assert!(Hetzner::fault(&answer(503, err("unavailable")), "x", ip).is_transient());
