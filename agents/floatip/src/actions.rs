@@ -8,13 +8,17 @@
 //! - stop only removes that record. It does not unassign: the next start elsewhere moves the
 //!   address in one action, and a stop never needs the API, the token or any parameter.
 //! - monitor (probe or recurring) answers 7 without any request when there is no record from
-//!   this boot. With a record, the metadata service decides, with no API request: 0 when it
-//!   says this server holds exactly the configured address. When it says otherwise within
+//!   this boot. With a record, on a cloud whose metadata service says who holds the IP
+//!   (DigitalOcean), the metadata service decides, with no API request: 0 when it says this
+//!   server holds exactly the configured address. When it says otherwise within
 //!   `METADATA_LAG_GRACE` of the start, the metadata service may still lag the assignment that
 //!   start confirmed: one API read decides. After that window, "not here" is 7. A metadata
 //!   service that cannot be read or answers garbage is retried until the deadline, then 1.
+//!   On a cloud whose metadata service cannot tell (Hetzner), one API read of the one IP by the
+//!   id kept in the record decides (never a listing); a failed read is retried within the
+//!   deadline, then 1: never 7, since an API hiccup must not move the IP.
 
-use crate::provider::{ActionId, ActionState, Fault, Provider, ServerId};
+use crate::provider::{ActionId, ActionState, Fault, IpId, Provider, ServerId};
 use crate::record::Started;
 use crate::settings::Settings;
 use crate::token;
@@ -116,10 +120,11 @@ fn retry<T>(
         })
 }
 
-fn holder_words(h: &Option<ServerId>) -> String {
+/// "droplet 42", "no server": in the cloud's own words.
+fn holder_words(p: &dyn Provider, h: &Option<ServerId>) -> String {
     match h {
-        Some(s) => format!("droplet {s}"),
-        None => "no droplet".into(),
+        Some(s) => format!("{} {s}", p.server_word()),
+        None => format!("no {}", p.server_word()),
     }
 }
 
@@ -140,24 +145,31 @@ impl<C: Connect> Agent for Floatip<C> {
         let lock = state.lock(&ctx.deadline)?;
         let p = self.connect.connect(&s, Some(token));
         let ip = s.ip;
+        let server = p.server_word();
 
-        let me = retry(ctx, &METADATA_RETRY, "reading this droplet's id", |d| {
-            p.server_id(d)
-        })
+        let me = retry(
+            ctx,
+            &METADATA_RETRY,
+            &format!("reading this {server}'s id"),
+            |d| p.server_id(d),
+        )
         .map_err(|f| fail(ctx, f))?;
-        let read = |what: &str| {
-            retry(ctx, &API_RETRY, what, |d| p.holding(ip, d)).map_err(|f| fail(ctx, f))
+        // The first read finds the IP (whatever that takes: a listing at Hetzner); every later
+        // one reads it by the id found.
+        let read = |what: &str, id: Option<&IpId>| {
+            retry(ctx, &API_RETRY, what, |d| p.holding(ip, id, d)).map_err(|f| fail(ctx, f))
         };
-        let first = read("reading the IP")?;
+        let first = read("reading the IP", None)?;
+        let id = first.id.clone();
         if first.holder.as_ref() == Some(&me) && !first.locked {
-            state.save(&lock, &Started::now(ip, me.clone()))?;
+            state.save(&lock, &Started::now(s.provider, ip, me.clone(), id))?;
             return Ok(Status::ok(format!(
-                "{ip} already points at this droplet ({me}): no action needed"
+                "{ip} already points at this {server} ({me}): no action needed"
             )));
         }
         ctx.log.info(format_args!(
-            "{ip} points at {}; assigning it to this droplet ({me})",
-            holder_words(&first.holder)
+            "{ip} points at {}; assigning it to this {server} ({me})",
+            holder_words(p.as_ref(), &first.holder)
         ));
 
         // Each try looks at the address (the first one has just been read) and assigns it when
@@ -167,7 +179,7 @@ impl<C: Connect> Agent for Floatip<C> {
         let assigned = ctx.deadline.retry(&PENDING_RETRY, |_| {
             let now = match seen.take() {
                 Some(h) => h,
-                None => match read("reading the IP") {
+                None => match read("reading the IP", Some(&id)) {
                     Ok(h) => h,
                     Err(e) => return Attempt::Fail(e),
                 },
@@ -192,11 +204,11 @@ impl<C: Connect> Agent for Floatip<C> {
                 // Pacemaker's doing). Moving it back would make both answers wrong.
                 return Attempt::Fail(OcfError::generic(format!(
                     "{ip} was moved to {} while this start waited: not taking it back",
-                    holder_words(&now.holder)
+                    holder_words(p.as_ref(), &now.holder)
                 )));
             }
             match retry(ctx, &API_RETRY, "assigning the IP", |d| {
-                p.assign(ip, &me, d)
+                p.assign(&now, ip, &me, d)
             }) {
                 Ok(action) => Attempt::Done(Some(action)),
                 Err(Fault::Busy(d)) => {
@@ -211,16 +223,16 @@ impl<C: Connect> Agent for Floatip<C> {
             self.wait_for(ctx, p.as_ref(), ip, &action, action_state)?;
         }
 
-        let now = read("confirming the holder")?;
+        let now = read("confirming the holder", Some(&id))?;
         if now.holder.as_ref() != Some(&me) {
             return Err(OcfError::generic(format!(
-                "after the assignment the API says {ip} points at {}, not this droplet ({me})",
-                holder_words(&now.holder)
+                "after the assignment the API says {ip} points at {}, not this {server} ({me})",
+                holder_words(p.as_ref(), &now.holder)
             )));
         }
-        state.save(&lock, &Started::now(ip, me.clone()))?;
+        state.save(&lock, &Started::now(s.provider, ip, me.clone(), id))?;
         Ok(Status::ok(format!(
-            "{ip} now points at this droplet ({me}), after {} ms",
+            "{ip} now points at this {server} ({me}), after {} ms",
             ctx.deadline.elapsed().as_millis()
         )))
     }
@@ -251,35 +263,54 @@ impl<C: Connect> Agent for Floatip<C> {
                 started.ip
             )));
         }
+        // Ids and servers of one cloud mean nothing in another.
+        if started.provider != s.provider {
+            return Ok(Status::not_running(format!(
+                "started here through {}, not {}",
+                started.provider.name(),
+                s.provider.name()
+            )));
+        }
         let p = self.connect.connect(&s, None);
+        let server = p.server_word();
         let holds = retry(ctx, &METADATA_RETRY, "reading the metadata service", |d| {
             p.holds_locally(ip, d)
         })
         .map_err(|f| OcfError::generic(format!("cannot tell whether {ip} points here: {f}")))?;
-        if holds {
-            return Ok(Status::ok(format!("{ip} points at this droplet")));
-        }
-        if started.age() >= METADATA_LAG_GRACE {
-            return Ok(Status::not_running(format!(
-                "the metadata service says {ip} no longer points at this droplet"
-            )));
-        }
-        // Just started: the metadata service may lag the assignment the API confirmed.
+        let lagging = match holds {
+            Some(true) => return Ok(Status::ok(format!("{ip} points at this {server}"))),
+            Some(false) if started.age() >= METADATA_LAG_GRACE => {
+                return Ok(Status::not_running(format!(
+                    "the metadata service says {ip} no longer points at this {server}"
+                )))
+            }
+            // Just started: the metadata service may lag the assignment the API confirmed.
+            Some(false) => true,
+            // The metadata service cannot tell (Hetzner): the API decides.
+            None => false,
+        };
+        // One read of the one IP, by the id kept in the record (never a listing): a failed
+        // read is retried within the deadline, then 1; it never reads as "not running".
         let token = token::token(ctx)?;
         let p = self.connect.connect(&s, Some(token));
-        let h = retry(ctx, &API_RETRY, "reading the IP", |d| p.holding(ip, d))
-            .map_err(|f| fail(ctx, f))?;
+        let h = retry(ctx, &API_RETRY, "reading the IP", |d| {
+            p.holding(ip, started.id.as_ref(), d)
+        })
+        .map_err(|f| fail(ctx, f))?;
         if h.holder.as_ref() == Some(&started.server) {
-            ctx.log.info(format_args!(
-                "the metadata service does not show {ip} yet; the API says it points here"
-            ));
-            Ok(Status::ok(format!(
-                "{ip} points at this droplet (per the API; the metadata service lags)"
-            )))
+            if lagging {
+                ctx.log.info(format_args!(
+                    "the metadata service does not show {ip} yet; the API says it points here"
+                ));
+                return Ok(Status::ok(format!(
+                    "{ip} points at this {server} (per the API; the metadata service lags)"
+                )));
+            }
+            Ok(Status::ok(format!("{ip} points at this {server}")))
         } else {
             Ok(Status::not_running(format!(
-                "{ip} points at {}, not this droplet",
-                holder_words(&h.holder)
+                "{ip} points at {}, not this {server}",
+                holder_words(p.as_ref(), &h.holder)
             )))
         }
     }
@@ -292,12 +323,14 @@ impl<C: Connect> Agent for Floatip<C> {
             return Ok(Status::ok("parameters are valid"));
         }
         let p = self.connect.connect(&s, Some(token));
-        let h = retry(ctx, &API_RETRY, "reading the IP", |d| p.holding(s.ip, d))
-            .map_err(|f| fail(ctx, f))?;
+        let h = retry(ctx, &API_RETRY, "reading the IP", |d| {
+            p.holding(s.ip, None, d)
+        })
+        .map_err(|f| fail(ctx, f))?;
         Ok(Status::ok(format!(
             "the token works and {} is in the account, pointing at {}",
             s.ip,
-            holder_words(&h.holder)
+            holder_words(p.as_ref(), &h.holder)
         )))
     }
 }
@@ -317,6 +350,8 @@ impl<C: Connect> Floatip<C> {
         let started = Instant::now();
         let mut api_poll = Backoff::new(API_POLL_FIRST, API_POLL_MAX);
         let mut next_api = Instant::now() + api_poll.next_delay();
+        // Watched only where it can tell (one look says; DigitalOcean's can, Hetzner's cannot).
+        let mut can_tell = true;
         let mut watch_metadata = true;
         let mut last_fault: Option<Fault> = None;
         let settled = |state: ActionState| match state {
@@ -340,8 +375,15 @@ impl<C: Connect> Floatip<C> {
                 let due = Instant::now() >= next_api;
                 let arrived = !due
                     && watch_metadata
-                    && p.holds_locally(ip, &d.sooner(Duration::from_millis(250)))
-                        .unwrap_or(false);
+                    && match p.holds_locally(ip, &d.sooner(Duration::from_millis(250))) {
+                        Ok(Some(here)) => here,
+                        Ok(None) => {
+                            can_tell = false;
+                            watch_metadata = false;
+                            false
+                        }
+                        Err(_) => false,
+                    };
                 if due || arrived {
                     let mut not_before = None;
                     match p.action_state(ip, action, d) {
@@ -360,7 +402,7 @@ impl<C: Connect> Floatip<C> {
                     }
                     if due {
                         next_api = Instant::now() + api_poll.next_delay();
-                        watch_metadata = true;
+                        watch_metadata = can_tell;
                     } else {
                         // The metadata service ran ahead of the API: wait for the next API poll.
                         watch_metadata = false;
@@ -414,13 +456,16 @@ mod tests {
     struct Scripted(Rc<RefCell<World>>);
 
     impl Provider for Scripted {
+        fn server_word(&self) -> &'static str {
+            "droplet"
+        }
         fn server_id(&self, _: &Deadline) -> Result<ServerId, Fault> {
             Ok(ServerId(ME.into()))
         }
-        fn holds_locally(&self, _: IpAddr, _: &Deadline) -> Result<bool, Fault> {
-            Ok(false)
+        fn holds_locally(&self, _: IpAddr, _: &Deadline) -> Result<Option<bool>, Fault> {
+            Ok(Some(false))
         }
-        fn holding(&self, _: IpAddr, _: &Deadline) -> Result<IpHolding, Fault> {
+        fn holding(&self, _: IpAddr, _: Option<&IpId>, _: &Deadline) -> Result<IpHolding, Fault> {
             let mut w = self.0.borrow_mut();
             w.calls.push("holding");
             if w.holdings.len() > 1 {
@@ -431,6 +476,7 @@ mod tests {
         }
         fn assign(
             &self,
+            _: &IpHolding,
             _: IpAddr,
             _: &ServerId,
             _: &Deadline,
@@ -458,6 +504,7 @@ mod tests {
 
     fn held(by: Option<&str>, locked: bool) -> Result<IpHolding, Fault> {
         Ok(IpHolding {
+            id: IpId("203.0.113.7".into()),
             holder: by.map(|s| ServerId(s.into())),
             locked,
         })

@@ -1,8 +1,7 @@
 //! A JSON-over-HTTPS client for cloud APIs with a bearer token: one request per call, bounded by
 //! the action's deadline, TLS verified with the system's roots. It never retries and never
-//! prints the token; providers turn its answers into `Fault`s.
-
-use crate::provider::Fault;
+//! prints the token; providers turn its answers (and its `ApiError`s) into their `Fault`s. It
+//! knows nothing of providers: the transport is not a provider's fault type.
 use cloudha_common::{Deadline, HttpUrl, Secret};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const PER_TRY: Duration = Duration::from_secs(10);
 /// No API answer this agent reads is larger.
 const MAX_BODY: u64 = 1024 * 1024;
+
+/// No answer at all (a connection error, a timeout, a body that could not be read, a 2xx that
+/// is not JSON): always worth another try.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError(pub String);
 
 /// One HTTP answer, already read.
 #[derive(Debug)]
@@ -33,9 +37,13 @@ impl Answer {
         })
     }
 
-    /// The error body's `message` (DigitalOcean's `{"id","message","request_id"}`), if any.
+    /// The error body's `message`: DigitalOcean's `{"id","message","request_id"}`, or Hetzner's
+    /// `{"error":{"code","message"}}`, if any.
     pub fn message(&self) -> Option<&str> {
-        self.body.get("message").and_then(|m| m.as_str())
+        self.body
+            .get("message")
+            .or_else(|| self.body.get("error").and_then(|e| e.get("message")))
+            .and_then(|m| m.as_str())
     }
 }
 
@@ -83,18 +91,16 @@ impl ApiClient {
         format!("{}{}", self.base, path)
     }
 
-    fn budget(&self, deadline: &Deadline) -> Result<Duration, Fault> {
+    fn budget(&self, deadline: &Deadline) -> Result<Duration, ApiError> {
         let b = deadline.cap(PER_TRY);
         if b.is_zero() {
-            Err(Fault::Transient(
-                "no time left before the action's timeout".into(),
-            ))
+            Err(ApiError("no time left before the action's timeout".into()))
         } else {
             Ok(b)
         }
     }
 
-    pub fn get(&self, path: &str, deadline: &Deadline) -> Result<Answer, Fault> {
+    pub fn get(&self, path: &str, deadline: &Deadline) -> Result<Answer, ApiError> {
         let budget = self.budget(deadline)?;
         let url = self.url(path);
         let resp = self
@@ -114,7 +120,7 @@ impl ApiClient {
         path: &str,
         body: &serde_json::Value,
         deadline: &Deadline,
-    ) -> Result<Answer, Fault> {
+    ) -> Result<Answer, ApiError> {
         let budget = self.budget(deadline)?;
         let url = self.url(path);
         let resp = self
@@ -134,9 +140,9 @@ impl ApiClient {
         &self,
         url: &str,
         resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Answer, Fault> {
+    ) -> Result<Answer, ApiError> {
         // ureq's error texts name the URL and the failure, never request headers.
-        let mut resp = resp.map_err(|e| Fault::Transient(format!("{url}: {e}")))?;
+        let mut resp = resp.map_err(|e| ApiError(format!("{url}: {e}")))?;
         let status = resp.status().as_u16();
         let retry_after = header_secs(&resp, "retry-after").map(Duration::from_secs);
         let now = SystemTime::now()
@@ -151,7 +157,7 @@ impl ApiClient {
             .with_config()
             .limit(MAX_BODY)
             .read_to_string()
-            .map_err(|e| Fault::Transient(format!("{url}: reading the answer: {e}")))?;
+            .map_err(|e| ApiError(format!("{url}: reading the answer: {e}")))?;
         let body = self.unquoted(parse_body(url, status, &text)?);
         Ok(Answer {
             status,
@@ -167,10 +173,18 @@ impl ApiClient {
     /// leaves out tokens shorter than 4 characters.
     fn unquoted(&self, mut body: serde_json::Value) -> serde_json::Value {
         let token = self.token.expose();
-        if let Some(m) = body.get_mut("message") {
-            if !token.is_empty() && m.as_str().is_some_and(|m| m.contains(token)) {
-                *m = serde_json::Value::from(QUOTED);
-            }
+        let quotes = |m: &serde_json::Value| {
+            !token.is_empty() && m.as_str().is_some_and(|m| m.contains(token))
+        };
+        if let Some(m) = body.get_mut("message").filter(|m| quotes(m)) {
+            *m = serde_json::Value::from(QUOTED);
+        }
+        if let Some(m) = body
+            .get_mut("error")
+            .and_then(|e| e.get_mut("message"))
+            .filter(|m| quotes(m))
+        {
+            *m = serde_json::Value::from(QUOTED);
         }
         body
     }
@@ -181,13 +195,13 @@ const QUOTED: &str = "the answer's message quotes the token: not shown";
 
 /// An answer's body: its JSON, or Null when it is empty. A 2xx that is not JSON is garbled (a
 /// transient fault); an error page that is not JSON (a proxy's HTML) is Null: its status speaks.
-fn parse_body(url: &str, status: u16, text: &str) -> Result<serde_json::Value, Fault> {
+fn parse_body(url: &str, status: u16, text: &str) -> Result<serde_json::Value, ApiError> {
     if text.trim().is_empty() {
         return Ok(serde_json::Value::Null);
     }
     match serde_json::from_str(text) {
         Ok(v) => Ok(v),
-        Err(_) if (200..300).contains(&status) => Err(Fault::Transient(format!(
+        Err(_) if (200..300).contains(&status) => Err(ApiError(format!(
             "{url}: answered HTTP {status} with a body that is not JSON"
         ))),
         Err(_) => Ok(serde_json::Value::Null),
@@ -244,6 +258,23 @@ mod tests {
     }
 
     #[test]
+    fn hetzners_error_body_is_read_and_never_repeats_the_token() {
+        let a = read(
+            "hc_0123456789",
+            401,
+            r#"{"error": {"code": "unauthorized", "message": "unable to authenticate", "details": {}}}"#,
+        );
+        assert_eq!(a.message(), Some("unable to authenticate"));
+        let a = read(
+            "q^Z",
+            401,
+            r#"{"error": {"code": "unauthorized", "message": "bad header 'Bearer q^Z'"}}"#,
+        );
+        assert_eq!(a.message(), Some(QUOTED));
+        assert_eq!(a.body["error"]["code"], "unauthorized");
+    }
+
+    #[test]
     fn retry_after_wins_then_reset_when_exhausted() {
         assert_eq!(
             answer(Some(3), Some(0), Some(40)).rate_limit_wait(),
@@ -269,7 +300,7 @@ mod tests {
                 match parse_body("u", status, &text) {
                     Ok(v) if text.trim().is_empty() => prop_assert!(v.is_null()),
                     Ok(_) => {}
-                    Err(f) => prop_assert!((200..300).contains(&status) && f.is_transient()),
+                    Err(_) => prop_assert!((200..300).contains(&status)),
                 }
             }
 

@@ -10,7 +10,6 @@ mod settings;
 mod token;
 
 use actions::{Cloud, Floatip};
-use cloudha_common::http::DEFAULT_METADATA_URL;
 use cloudha_common::{ActionSpec, AgentSpec, HttpUrl, Param, Secret};
 use provider::ProviderKind;
 use std::net::IpAddr;
@@ -25,47 +24,47 @@ pub static IP: Param<IpAddr> = Param::new("ip")
 pub static API_TOKEN: Param<Secret> = Param::new("api_token")
     .aliases(&["do_token"])
     .short("API token (secret)")
-    .long("The cloud API token, with write access to reserved IPs. Prefer api_token_file, or store it with cibsecret so that it is not kept in the CIB. Never logged. One of api_token and api_token_file is required; api_token wins when both are set.");
+    .long("The cloud API token, with write access to floating (reserved) IPs. Prefer api_token_file, or store it with cibsecret so that it is not kept in the CIB. Never logged. One of api_token and api_token_file is required; api_token wins when both are set.");
 
 pub static API_TOKEN_FILE: Param<String> = Param::new("api_token_file")
     .short("File holding the API token")
     .long("A file that holds the API token on its first non-empty line, owned by root and writable by no one else (it is refused otherwise; a warning is logged when others can read it). Must exist on every node.");
 
 pub static API_URL: Param<HttpUrl> = Param::new("api_url")
-    .default("https://api.digitalocean.com")
-    .short("API base URL")
-    .long("The cloud API's base URL. TLS is verified with the system's root certificates. Plain http:// is accepted only for loopback hosts (test APIs).");
+    .short("API base URL (default: the provider's)")
+    .long("The cloud API's base URL. Not set: the provider's own, https://api.digitalocean.com (digitalocean) or https://api.hetzner.cloud (hetzner). TLS is verified with the system's root certificates. Plain http:// is accepted only for loopback hosts (test APIs).");
 
 pub static METADATA_URL: Param<HttpUrl> = Param::new("metadata_url")
-    .default(DEFAULT_METADATA_URL)
-    .short("Metadata service base URL")
-    .long("The server's metadata service (the droplet's own view: its id and the reserved IP it holds). Monitor reads only this.");
+    .short("Metadata service base URL (default: the provider's)")
+    .long("The server's metadata service (its id; at DigitalOcean also the reserved IP it holds, which is all a monitor reads there). Not set: the provider's own, http://169.254.169.254/metadata/v1 (digitalocean) or http://169.254.169.254/hetzner/v1/metadata (hetzner).");
 
 pub static PROVIDER: Param<ProviderKind> = Param::new("provider")
     .default("digitalocean")
     .short("Cloud provider")
-    .long("The cloud whose API and metadata service to use. Supported: digitalocean.");
+    .long("The cloud whose API and metadata service to use. Supported: digitalocean, hetzner.");
 
 pub static SPEC: AgentSpec = AgentSpec {
     name: "floatip",
     version: env!("CARGO_PKG_VERSION"),
     shortdesc: "Points a cloud floating/reserved IP at this node",
-    longdesc: "Makes this node's server the holder of a floating (reserved) IP through the cloud's API (DigitalOcean), \
-and answers where the address points from the server's metadata service. \
+    longdesc: "Makes this node's server the holder of a floating (reserved) IP through the cloud's API (provider: DigitalOcean, Hetzner), \
+and answers where the address points from the server's metadata service where it can tell (DigitalOcean), else from one API read. \
 start: when this server already holds the address, nothing is done; otherwise one assign action moves it here, \
 the agent waits until the API reports the action completed (watching the metadata service often and polling the API \
 quickly at first, then backing off), confirms the holder with the API and records that it started. \
-422 (an action pending), 429 (rate limit; retry-after and ratelimit-reset are honoured), 5xx and connection errors are \
-retried within the action's timeout; an errored action or the timeout gives 1; a rejected token or an address that is \
-not in the account gives 6. \
+An action pending (DigitalOcean's 422, Hetzner's 423 and 409), 429 (rate limit; retry-after and ratelimit-reset are honoured), \
+5xx and connection errors are retried within the action's timeout; an errored action or the timeout gives 1; a token \
+rejected or an address unknown in the cloud's own error body gives 6. \
 stop does not unassign: it removes the record, so that the next start elsewhere moves the address in one action; \
 it needs neither the API nor the token. \
 monitor (probes included) answers 7 when this node holds no record from this boot (stopped here, never started, or \
-rebooted since). With a record it asks the metadata service only, never the API: 0 when this server holds exactly \
+rebooted since). With a record, where the metadata service can tell (DigitalOcean), it asks that service only, never the API: 0 when this server holds exactly \
 the configured address, 7 when it does not. The metadata service may lag an assignment: during the 60 s after a start, \
 a \"not here\" is checked with one API read, which decides. A metadata service that cannot be read or answers \
 garbage is retried until the timeout, then 1; it never reads as running. \
-validate-all checks the parameters; with OCF_CHECK_LEVEL=10 it also reads the address once through the API, \
+Where the metadata service cannot tell (Hetzner), a monitor with a record reads the one IP by the id the start recorded: \
+one API request, never a listing; a failed read is retried until the timeout, then 1 (never 7). \
+validate-all checks the parameters; with OCF_CHECK_LEVEL=10 it also finds the address through the API (one read; a listing at Hetzner), \
 which proves the token works and the address is in the account. \
 The tutorial agent's parameter names do_token and floating_ip work unchanged; this agent is installed as \
 ocf:digitalocean:floatip too.",

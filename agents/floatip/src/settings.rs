@@ -4,7 +4,7 @@
 
 use crate::provider::{Endpoints, ProviderKind};
 use crate::{API_URL, IP, METADATA_URL, PROVIDER};
-use cloudha_common::{Context, OcfResult};
+use cloudha_common::{Context, HttpUrl, OcfError, OcfResult};
 use std::net::IpAddr;
 
 #[derive(Clone, Debug)]
@@ -23,14 +23,27 @@ impl Settings {
         provider
             .check_address(ip)
             .map_err(|why| p.invalid(&IP, why))?;
-        let api = p.need(&API_URL)?;
+        // Unset: the provider's own endpoints (each provider declares them).
+        let (default_api, default_metadata) = provider.default_endpoints();
+        let own = |url: &str| {
+            HttpUrl::parse(url).map_err(|why| {
+                OcfError::generic(format!("the {provider:?} default URL {url} {why}"))
+            })
+        };
+        let api = match p.read(&API_URL)? {
+            Some(url) => url,
+            None => own(default_api)?,
+        };
         if !api.is_https() && !api.is_loopback() {
             return Err(p.invalid(
                 &API_URL,
                 "is plain http: the token would cross the network in clear; use https:// (http:// is accepted for loopback test APIs only)",
             ));
         }
-        let metadata = p.need(&METADATA_URL)?;
+        let metadata = match p.read(&METADATA_URL)? {
+            Some(url) => url,
+            None => own(default_metadata)?,
+        };
         Ok(Settings {
             ip,
             provider,
@@ -104,8 +117,35 @@ mod tests {
                 ("OCF_RESKEY_ip", "203.0.113.7"),
                 ("OCF_RESKEY_provider", "aws")
             ]),
-            "parameter 'provider': 'aws' is not supported (supported: digitalocean)"
+            "parameter 'provider': 'aws' is not supported (supported: digitalocean, hetzner)"
         );
+        assert!(reason(&[
+            ("OCF_RESKEY_ip", "2001:db8::5"),
+            ("OCF_RESKEY_provider", "hetzner")
+        ])
+        .contains("/64"));
+    }
+
+    #[test]
+    fn each_provider_has_its_own_endpoints() {
+        let c = settings(&[
+            ("OCF_RESKEY_ip", "203.0.113.7"),
+            ("OCF_RESKEY_provider", "hetzner"),
+        ])
+        .unwrap();
+        assert_eq!(c.provider, ProviderKind::Hetzner);
+        assert_eq!(c.endpoints.api.as_str(), "https://api.hetzner.cloud");
+        assert_eq!(
+            c.endpoints.metadata.as_str(),
+            "http://169.254.169.254/hetzner/v1/metadata"
+        );
+        let c = settings(&[
+            ("OCF_RESKEY_ip", "203.0.113.7"),
+            ("OCF_RESKEY_provider", "hetzner"),
+            ("OCF_RESKEY_api_url", "http://127.0.0.1:8080"),
+        ])
+        .unwrap();
+        assert_eq!(c.endpoints.api.as_str(), "http://127.0.0.1:8080");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 mod common;
 
 use cloudha_tests::fakecloud::{Fault, FaultKind, Scope};
-use common::{cloud, Cloud, A, B};
+use common::{cloud, hetzner, Cloud, A, B};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -244,10 +244,196 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// One row: a cloud of its own, the fault, the action, checked through `expect`.
-fn run_case(case: &Case, action: &str, expect: i32) {
+/// Hetzner's rows: the same faults, where a monitor with a record reads the API (one read of
+/// the IP by id), never the metadata service (which cannot tell), and an action pending on the
+/// IP answers 423 or 409. An API that fails a monitor's read is 1, never 7.
+fn hetzner_cases() -> Vec<Case> {
+    let api = Scope::Api;
+    let md = Scope::Metadata;
+    vec![
+        case("no fault", vec![], [0, 0, 0, 0, 0]),
+        case(
+            "API 503 always",
+            vec![Fault::status(api.clone(), 503)],
+            [1, 0, 1, 1, 1],
+        ),
+        case(
+            "API 500 twice",
+            vec![Fault::status(api.clone(), 500).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "API resets connections",
+            vec![Fault::reset(api.clone())],
+            [1, 0, 1, 1, 1],
+        ),
+        case(
+            "API resets twice",
+            vec![Fault::reset(api.clone()).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case("API hangs", vec![Fault::hang(api.clone())], [1, 0, 1, 1, 1]),
+        case(
+            "API down",
+            vec![Fault::outage(api.clone())],
+            [1, 0, 1, 1, 1],
+        ),
+        case(
+            "API slow (150 ms a request)",
+            vec![Fault::delay(api.clone(), Duration::from_millis(150))],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "API garbled (HTML 200)",
+            vec![Fault::garbled(api.clone())],
+            [1, 0, 1, 1, 1],
+        ),
+        case(
+            "API garbled twice",
+            vec![Fault::garbled(api.clone()).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "API truncated",
+            vec![Fault::truncated(api.clone())],
+            [1, 0, 1, 1, 1],
+        ),
+        case(
+            "API truncated twice",
+            vec![Fault::truncated(api.clone()).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "proxy's HTML 401 always",
+            vec![Fault::proxy_status(api.clone(), 401)],
+            [1, 0, 1, 1, 1],
+        ),
+        case(
+            "proxy's HTML 401 twice",
+            vec![Fault::proxy_status(api.clone(), 401).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "proxy's HTML 404 always",
+            vec![Fault::proxy_status(api.clone(), 404)],
+            [1, 0, 1, 1, 1],
+        ),
+        case(
+            "proxy's HTML 404 twice",
+            vec![Fault::proxy_status(api.clone(), 404).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        // Only start reads the metadata service (this server's id).
+        case(
+            "proxy's HTML 404 on the metadata service",
+            vec![Fault::proxy_status(md.clone(), 404)],
+            [1, 0, 0, 0, 0],
+        ),
+        // Reads by id answer about another address; the listing (validate-all) is not touched.
+        case(
+            "API answers for another address",
+            vec![Fault::other_ip()],
+            [1, 0, 1, 1, 0],
+        ),
+        case(
+            "API answers for another address twice",
+            vec![Fault::other_ip().times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "429 once, reset in 1 s",
+            vec![Fault::rate_limited(1).times(1)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "429 always, reset in 60 s",
+            vec![Fault::rate_limited(60)],
+            [1, 0, 1, 1, 1],
+        ),
+        case(
+            "423 locked twice on assign",
+            vec![Fault::status(api.clone(), 423).times(2).method("POST")],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "409 conflict twice on assign",
+            vec![Fault::status(api.clone(), 409).times(2).method("POST")],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "409 conflict twice on reads",
+            vec![Fault::status(api.clone(), 409).times(2).method("GET")],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "423 locked always on assign",
+            vec![Fault::status(api.clone(), 423).method("POST")],
+            [1, 0, 0, 0, 0],
+        ),
+        Case {
+            setup: |c| c.fake.revoke_token(common::TOKEN),
+            ..case("token revoked (401)", vec![], [6, 0, 6, 6, 6])
+        },
+        Case {
+            vars: &[("OCF_RESKEY_ip", "203.0.113.77")],
+            // Not on any page: 6. The record is for another address: "not here".
+            ..case("IP not in the account (listed)", vec![], [6, 0, 7, 7, 6])
+        },
+        case(
+            "assign action errors",
+            vec![Fault::action_errored().times(1)],
+            [1, 0, 0, 0, 0],
+        ),
+        Case {
+            setup: |c| c.fake.set_action_time(Duration::from_secs(10)),
+            ..case(
+                "assign action outlasts the timeout",
+                vec![],
+                [1, 0, 0, 0, 0],
+            )
+        },
+        case(
+            "metadata down",
+            vec![Fault::outage(md.clone())],
+            [1, 0, 0, 0, 0],
+        ),
+        case(
+            "metadata 500 twice",
+            vec![Fault::status(md.clone(), 500).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "metadata hangs",
+            vec![Fault::hang(md.clone())],
+            [1, 0, 0, 0, 0],
+        ),
+        case(
+            "metadata garbled (HTML 200)",
+            vec![Fault::garbled(md.clone())],
+            [1, 0, 0, 0, 0],
+        ),
+        case(
+            "metadata garbled twice",
+            vec![Fault::garbled(md.clone()).times(2)],
+            [0, 0, 0, 0, 0],
+        ),
+        case(
+            "metadata truncated",
+            vec![Fault::truncated(md.clone())],
+            [1, 0, 0, 0, 0],
+        ),
+        case(
+            "everything down",
+            vec![Fault::outage(Scope::All)],
+            [1, 0, 1, 1, 1],
+        ),
+    ]
+}
+
+/// One row: a cloud of its own (`make`), the fault, the action, checked through `expect`.
+fn run_case(make: fn(Option<u64>, &[u64]) -> Cloud, case: &Case, action: &str, expect: i32) {
     // Node 0 holds B's IP at first (a failover), so start must move it.
-    let c = cloud(Some(B), &[A]);
+    let c = make(Some(B), &[A]);
     if action != "start" && action != "validate-all" {
         c.run(0, "start", &[])
             .expect(0, "the fault-free start before the fault");
@@ -292,20 +478,30 @@ fn run_case(case: &Case, action: &str, expect: i32) {
 
 #[test]
 fn every_fault_kind_has_a_row() {
-    let covered: BTreeSet<&str> = cases()
-        .iter()
-        .flat_map(|c| c.faults.iter().map(|f| kind(&f.kind)))
-        .collect();
-    let all: BTreeSet<&str> = KINDS.into_iter().collect();
-    assert_eq!(
-        covered, all,
-        "the matrix misses a kind of fault of the fake"
-    );
+    for cases in [cases(), hetzner_cases()] {
+        let covered: BTreeSet<&str> = cases
+            .iter()
+            .flat_map(|c| c.faults.iter().map(|f| kind(&f.kind)))
+            .collect();
+        let all: BTreeSet<&str> = KINDS.into_iter().collect();
+        assert_eq!(
+            covered, all,
+            "the matrix misses a kind of fault of the fake"
+        );
+    }
 }
 
 #[test]
 fn fault_matrix() {
-    let cases = cases();
+    run_matrix(cloud, cases());
+}
+
+#[test]
+fn fault_matrix_hetzner() {
+    run_matrix(hetzner, hetzner_cases());
+}
+
+fn run_matrix(make: fn(Option<u64>, &[u64]) -> Cloud, cases: Vec<Case>) {
     // Only the two configuration faults may ever answer 6.
     for c in &cases {
         if c.expect.contains(&6) {
@@ -329,7 +525,7 @@ fn fault_matrix() {
                 .iter()
                 .map(|(case, action, expect)| {
                     let row = format!("{} / {action}", case.name);
-                    (row, s.spawn(move || run_case(case, action, *expect)))
+                    (row, s.spawn(move || run_case(make, case, action, *expect)))
                 })
                 .collect();
             for (row, h) in handles {

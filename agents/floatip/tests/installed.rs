@@ -6,7 +6,7 @@
 mod common;
 
 use cloudha_tests::{check_metadata, ocf_tester, require_root, Installed};
-use common::{cloud, run_with, A, B, IP, TOKEN};
+use common::{cloud, hetzner, run_with, A, B, IP, TOKEN};
 use std::os::unix::fs::PermissionsExt;
 
 #[test]
@@ -56,6 +56,32 @@ fn ocf_tester_passes_against_the_fake() {
     );
     tidy(&name);
     assert!(ok, "ocf-tester failed:\n{out}");
+    assert_eq!(c.fake.holder(IP), Some(A));
+}
+
+#[test]
+fn ocf_tester_passes_against_the_hetzner_fake() {
+    require_root();
+    let installed = Installed::new();
+    let c = hetzner(Some(B), &[A]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let api = c.fake.api_url();
+    let name = format!("floatip-ocft-hetzner-{}", std::process::id());
+    let (ok, out) = ocf_tester(
+        &installed.agent("cloudha", "floatip"),
+        &name,
+        &[
+            ("provider", "hetzner"),
+            ("ip", IP),
+            ("api_token_file", &token),
+            ("api_url", &api),
+            ("metadata_url", &c.nodes[0].metadata_url),
+        ],
+        None,
+    );
+    tidy(&name);
+    assert!(ok, "ocf-tester (hetzner) failed:\n{out}");
     assert_eq!(c.fake.holder(IP), Some(A));
 }
 

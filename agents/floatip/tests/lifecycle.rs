@@ -150,3 +150,24 @@ fn two_starts_racing_leave_one_holder_and_agree() {
         c.monitor(li).expect(7, "loser's monitor");
     }
 }
+
+#[test]
+fn a_record_of_the_first_form_still_monitors() {
+    // Written by the DigitalOcean-only versions: no `provider=` or `id=` line (the address is
+    // the id there).
+    let c = cloud(None, &[A]);
+    c.run(0, "start", &[]).expect(0, "start");
+    let text = std::fs::read_to_string(c.record(0)).unwrap();
+    assert!(text.contains(&format!("\nid={IP}\n")), "{text}");
+    let old: String = text
+        .lines()
+        .filter(|l| !l.starts_with("id=") && !l.starts_with("provider="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(c.record(0), old).unwrap();
+    let before = c.fake.api_request_count();
+    c.monitor(0).expect(0, "monitor with an old record");
+    assert_eq!(c.fake.api_request_count(), before, "still no API request");
+    c.run(0, "stop", &[]).expect(0, "stop with an old record");
+    assert!(!c.record(0).exists());
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use cloudha_tests::{crm_validate, output, require_program, require_root, sh, Installed};
-use common::{cloud, A, B, IP, TOKEN};
+use common::{cloud, hetzner, A, B, IP, TOKEN};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
@@ -44,6 +44,23 @@ fn pacemaker_runs_it() {
         out.contains("parameter 'ip': '203.0.113' is not an IPv4 or IPv6 address"),
         "{out}"
     );
+
+    // provider=hetzner: its own fake, the same token file.
+    let h = hetzner(Some(B), &[A]);
+    let hetzner_options = vec![
+        "provider=hetzner".to_string(),
+        format!("ip={IP}"),
+        format!("api_token_file={token}"),
+        format!("api_url={}", h.fake.api_url()),
+        format!("metadata_url={}", h.nodes[0].metadata_url),
+    ];
+    let (code, out) = validate(&hetzner_options);
+    assert_eq!(code, 0, "{out}");
+    let mut v6 = hetzner_options.clone();
+    v6[1] = "ip=2001:db8::7".into();
+    let (code, out) = validate(&v6);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("/64 networks"), "{out}");
 
     // The executor, with a CIB file.
     let cib = dir.path().join("cib.xml");

@@ -85,13 +85,18 @@ pub const OTHER_IP: &str = "198.51.100.1";
 /// The address it describes when [`OTHER_IP`] itself is asked for.
 pub const OTHER_IP_ALT: &str = "198.51.100.2";
 
-/// Is this request a read of one IP, `GET /v2/{reserved,floating}_ips/{ip}` (what `OtherIp`
-/// acts on)? The IP as asked for, if so.
+/// Is this request a read of one IP, `GET /v2/{reserved,floating}_ips/{ip}` (Hetzner:
+/// `GET /v1/floating_ips/{id}`), what `OtherIp` acts on? The IP (or id) as asked for, if so.
 pub fn ip_read<'a>(method: &str, path: &'a str) -> Option<&'a str> {
     if !method.eq_ignore_ascii_case("GET") {
         return None;
     }
-    let rest = path.strip_prefix("/v2/")?.trim_end_matches('/');
+    // Hetzner's read of one floating IP, by id: `/v1/floating_ips/{id}`.
+    let rest = match path.strip_prefix("/v1/") {
+        Some(rest) => rest,
+        None => path.strip_prefix("/v2/")?,
+    }
+    .trim_end_matches('/');
     let (family, ip) = rest.split_once('/')?;
     ((family == "reserved_ips" || family == "floating_ips") && !ip.is_empty() && !ip.contains('/'))
         .then_some(ip)

@@ -3,7 +3,7 @@
 //! chunked request bodies. Every request is recorded before it is answered.
 
 use super::faults::FaultKind;
-use super::{admin, api, metadata, Listener, RecordedRequest, Shared};
+use super::{admin, api, hetzner, metadata, Dialect, Listener, RecordedRequest, Shared};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
@@ -293,6 +293,16 @@ pub fn accept_loop(
     }
 }
 
+/// The normal answer of a listener, in the fake's dialect.
+fn answer(shared: &Shared, kind: &Listener, req: &Request) -> Response {
+    match (kind, shared.dialect) {
+        (Listener::Api, Dialect::DigitalOcean) => api::handle(shared, req),
+        (Listener::Api, Dialect::Hetzner) => hetzner::handle(shared, req),
+        (Listener::Metadata(id), Dialect::DigitalOcean) => metadata::handle(shared, *id, req),
+        (Listener::Metadata(id), Dialect::Hetzner) => hetzner::metadata(*id, req),
+    }
+}
+
 fn serve_connection(
     shared: Arc<Shared>,
     stream: TcpStream,
@@ -363,30 +373,32 @@ fn serve_connection(
                     return;
                 }
                 Some(FaultKind::Truncated) => {
-                    let resp = match &kind {
-                        Listener::Api => api::handle(&shared, &req),
-                        Listener::Metadata(id) => metadata::handle(&shared, *id, &req),
-                    };
+                    let resp = answer(&shared, &kind, &req);
                     let _ = write_truncated(&mut writer, &resp);
                     break;
                 }
                 Some(FaultKind::Garbled) => Response::new(200, "text/html", GARBLED),
                 Some(FaultKind::ProxyStatus(code)) => proxy_page(code),
-                Some(FaultKind::OtherIp) => api::other_ip_answer(&shared, &req),
+                Some(FaultKind::OtherIp) => match shared.dialect {
+                    Dialect::DigitalOcean => api::other_ip_answer(&shared, &req),
+                    Dialect::Hetzner => hetzner::other_ip_answer(&shared, &req),
+                },
                 Some(FaultKind::Hang) => {
                     // Never answer: drain until the client gives up or the fake stops.
                     let mut sink = [0u8; 4096];
                     while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
                     break;
                 }
-                Some(fault) => match &kind {
-                    Listener::Api => api::fault_answer(&shared, &req, &fault),
-                    Listener::Metadata(_) => metadata::fault_answer(&fault),
+                Some(fault) => match (&kind, shared.dialect) {
+                    (Listener::Api, Dialect::DigitalOcean) => {
+                        api::fault_answer(&shared, &req, &fault)
+                    }
+                    (Listener::Api, Dialect::Hetzner) => {
+                        hetzner::fault_answer(&shared, &req, &fault)
+                    }
+                    (Listener::Metadata(_), _) => metadata::fault_answer(&fault),
                 },
-                None => match &kind {
-                    Listener::Api => api::handle(&shared, &req),
-                    Listener::Metadata(id) => metadata::handle(&shared, *id, &req),
-                },
+                None => answer(&shared, &kind, &req),
             }
         };
         if write_response(&mut writer, &resp, keep_alive).is_err() || !keep_alive {

@@ -11,6 +11,7 @@ mod admin;
 mod api;
 mod clock;
 mod faults;
+pub mod hetzner;
 mod http;
 mod metadata;
 mod state;
@@ -26,6 +27,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+
+/// Which cloud the fake speaks as: the same account, faults and record, another wire format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// shared/docs/digitalocean.md (`/v2/reserved_ips`, `/metadata/v1`).
+    DigitalOcean,
+    /// shared/docs/clouds.md's Hetzner section (`/v1/floating_ips`, `/hetzner/v1/metadata`).
+    Hetzner,
+}
 
 /// Which service a listener serves.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,9 +74,11 @@ impl RecordedRequest {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    /// A request to the API (`/v2/...` on an API listener), the kind that spends a token's budget.
+    /// A request to the API (`/v2/...`, or Hetzner's `/v1/...`, on an API listener), the kind
+    /// that spends a token's budget.
     pub fn is_api_call(&self) -> bool {
-        self.listener == Listener::Api && self.path.starts_with("/v2/")
+        self.listener == Listener::Api
+            && (self.path.starts_with("/v2/") || self.path.starts_with("/v1/"))
     }
 }
 
@@ -83,6 +95,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     started: Instant,
     api_url: Mutex<String>,
+    pub(crate) dialect: Dialect,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -226,8 +239,35 @@ impl FakeCloud {
             .unwrap_or_else(|e| panic!("fake cloud: {e}"))
     }
 
+    /// A fake Hetzner Cloud project on 127.0.0.1:<ephemeral>, holding
+    /// [`hetzner::FILLER_IPS`] unheld floating IPs already (more than one page), with Hetzner's
+    /// rate budget (3600 per hour). Servers are added with `add_droplet` (a server's metadata
+    /// service: `http://127.0.0.1:PORT/hetzner/v1/metadata`). Panics if it cannot listen.
+    pub fn start_hetzner() -> FakeCloud {
+        let cloud = FakeCloud::start_as(SocketAddr::from(([127, 0, 0, 1], 0)), Dialect::Hetzner)
+            .unwrap_or_else(|e| panic!("fake cloud: {e}"));
+        {
+            let mut st = cloud.shared().lock_state();
+            st.rate = hetzner::RATE;
+            for n in 0..hetzner::FILLER_IPS {
+                st.add_ip(&format!("192.0.2.{}", 101 + n), hetzner::LOCATION, None);
+            }
+        }
+        cloud
+    }
+
+    /// The floating IP's id (Hetzner's dialect addresses IPs by id).
+    pub fn ip_id(&self, ip: &str) -> Option<u64> {
+        self.shared().lock_state().id_of_ip(ip)
+    }
+
     /// A fake with its API on `addr` (port 0: ephemeral).
     pub fn start_at(addr: SocketAddr) -> io::Result<FakeCloud> {
+        FakeCloud::start_as(addr, Dialect::DigitalOcean)
+    }
+
+    /// A fake speaking `dialect` with its API on `addr` (port 0: ephemeral).
+    pub fn start_as(addr: SocketAddr, dialect: Dialect) -> io::Result<FakeCloud> {
         let shared = Arc::new(Shared {
             state: Mutex::new(state::State::new()),
             faults: Mutex::new(faults::Faults::new()),
@@ -240,6 +280,7 @@ impl FakeCloud {
             next_id: AtomicU64::new(1),
             started: Instant::now(),
             api_url: Mutex::new(String::new()),
+            dialect,
         });
         let cloud = FakeCloud {
             guard: Arc::new(Guard { shared }),
@@ -322,10 +363,11 @@ impl FakeCloud {
 
     fn metadata_on(&self, id: u64, l: TcpListener, netns: Option<String>) -> io::Result<String> {
         self.register_droplet(id);
-        let url = format!(
-            "{}/metadata/v1",
-            self.serve(l, Listener::Metadata(id), netns)?
-        );
+        let base = match self.shared().dialect {
+            Dialect::DigitalOcean => "metadata/v1",
+            Dialect::Hetzner => "hetzner/v1/metadata",
+        };
+        let url = format!("{}/{base}", self.serve(l, Listener::Metadata(id), netns)?);
         self.shared()
             .lock_state()
             .droplets

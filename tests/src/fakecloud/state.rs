@@ -139,6 +139,8 @@ pub struct Budget {
 pub struct State {
     pub tokens: BTreeSet<String>,
     ips: BTreeMap<String, IpEntry>,
+    /// Each IP's numeric id, in the order the IPs were added (Hetzner addresses IPs by id).
+    ip_ids: BTreeMap<u64, String>,
     pub droplets: BTreeMap<u64, Droplet>,
     actions: BTreeMap<u64, Action>,
     next_action: u64,
@@ -153,6 +155,7 @@ impl State {
         State {
             tokens: BTreeSet::new(),
             ips: BTreeMap::new(),
+            ip_ids: BTreeMap::new(),
             droplets: BTreeMap::new(),
             actions: BTreeMap::new(),
             next_action: 2_100_000_001,
@@ -198,6 +201,10 @@ impl State {
         if let Some(h) = holder {
             self.droplets.entry(h).or_default();
         }
+        if !self.ips.contains_key(ip) {
+            let id = self.ip_ids.keys().next_back().map_or(4_700_001, |n| n + 1);
+            self.ip_ids.insert(id, ip.to_string());
+        }
         self.ips.insert(
             ip.to_string(),
             IpEntry {
@@ -208,6 +215,29 @@ impl State {
                 history: Vec::new(),
             },
         );
+    }
+
+    /// The IPs by id, in id order (the order they were added).
+    pub fn ips_by_id(&self) -> Vec<(u64, String)> {
+        self.ip_ids
+            .iter()
+            .map(|(id, ip)| (*id, ip.clone()))
+            .collect()
+    }
+
+    pub fn ip_of_id(&self, id: u64) -> Option<&str> {
+        self.ip_ids.get(&id).map(String::as_str)
+    }
+
+    pub fn id_of_ip(&self, ip: &str) -> Option<u64> {
+        self.ip_ids
+            .iter()
+            .find(|(_, v)| *v == ip)
+            .map(|(id, _)| *id)
+    }
+
+    pub fn region_of(&self, ip: &str) -> Option<&str> {
+        self.ips.get(ip).map(|e| e.region.as_str())
     }
 
     pub fn has_ip(&self, ip: &str) -> bool {

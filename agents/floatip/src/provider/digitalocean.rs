@@ -1,12 +1,17 @@
 //! DigitalOcean reserved (formerly floating) IPv4 addresses: the v2 API's `reserved_ips` calls
 //! and the droplet metadata service, as shared/docs/digitalocean.md describes them.
 
-use super::{ActionId, ActionState, Endpoints, Fault, IpHolding, Provider, ServerId};
+use super::{ActionId, ActionState, Endpoints, Fault, IpHolding, IpId, Provider, ServerId};
 use crate::api::{Answer, ApiClient};
-use cloudha_common::http::MetadataService;
+use cloudha_common::http::{MetadataService, DEFAULT_METADATA_URL};
 use cloudha_common::{Deadline, Secret};
 use serde_json::Value;
 use std::net::IpAddr;
+
+/// The v2 API.
+pub const API_URL: &str = "https://api.digitalocean.com";
+/// The droplet metadata service.
+pub const METADATA_URL: &str = DEFAULT_METADATA_URL;
 
 /// Reserved IPs are IPv4 here (the v2 `reserved_ips` calls).
 pub fn check_address(ip: IpAddr) -> Result<(), String> {
@@ -140,10 +145,18 @@ fn parse_holding(body: &Value, asked: IpAddr) -> Option<IpHolding> {
         d => Some(ServerId(d.get("id")?.as_u64()?.to_string())),
     };
     let locked = ip.get("locked").and_then(Value::as_bool).unwrap_or(false);
-    Some(IpHolding { holder, locked })
+    Some(IpHolding {
+        id: IpId(asked.to_string()),
+        holder,
+        locked,
+    })
 }
 
 impl Provider for DigitalOcean {
+    fn server_word(&self) -> &'static str {
+        "droplet"
+    }
+
     fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault> {
         match self.metadata("id", deadline)? {
             Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
@@ -160,35 +173,17 @@ impl Provider for DigitalOcean {
         }
     }
 
-    /// One request when this droplet holds a reserved IP; two when it holds none (the address
-    /// path is absent then, and `active` must say `false` for "none" to be believed).
-    fn holds_locally(&self, ip: IpAddr, deadline: &Deadline) -> Result<bool, Fault> {
-        match self.metadata("reserved_ip/ipv4/ip_address", deadline)? {
-            Some(text) => match text.parse::<IpAddr>() {
-                Ok(held) => Ok(held == ip),
-                Err(_) => Err(Fault::Transient(format!(
-                    "metadata service {}: garbled answer (not an address)",
-                    self.metadata.url("reserved_ip/ipv4/ip_address")
-                ))),
-            },
-            None => match self
-                .metadata("reserved_ip/ipv4/active", deadline)?
-                .as_deref()
-            {
-                Some("false") => Ok(false),
-                other => Err(Fault::Transient(format!(
-                    "metadata service {}: no address, yet active is {}",
-                    self.metadata.url("reserved_ip/ipv4"),
-                    match other {
-                        Some(v) => format!("'{v}'"),
-                        None => "missing".into(),
-                    }
-                ))),
-            },
-        }
+    fn holds_locally(&self, ip: IpAddr, deadline: &Deadline) -> Result<Option<bool>, Fault> {
+        self.holds(ip, deadline).map(Some)
     }
 
-    fn holding(&self, ip: IpAddr, deadline: &Deadline) -> Result<IpHolding, Fault> {
+    /// The address is the id: `id` is not needed.
+    fn holding(
+        &self,
+        ip: IpAddr,
+        _id: Option<&IpId>,
+        deadline: &Deadline,
+    ) -> Result<IpHolding, Fault> {
         let what = format!("GET /v2/reserved_ips/{ip}");
         let answer = self
             .api()?
@@ -203,6 +198,7 @@ impl Provider for DigitalOcean {
 
     fn assign(
         &self,
+        _: &IpHolding,
         ip: IpAddr,
         server: &ServerId,
         deadline: &Deadline,
@@ -237,6 +233,36 @@ impl Provider for DigitalOcean {
             // The action exists (we made it): a 404 here is the API catching up, not our IP.
             404 => Err(Fault::Transient(format!("{what}: HTTP 404"))),
             _ => Err(Self::fault(&answer, &what, ip)),
+        }
+    }
+}
+
+impl DigitalOcean {
+    /// One request when this droplet holds a reserved IP; two when it holds none (the address
+    /// path is absent then, and `active` must say `false` for "none" to be believed).
+    fn holds(&self, ip: IpAddr, deadline: &Deadline) -> Result<bool, Fault> {
+        match self.metadata("reserved_ip/ipv4/ip_address", deadline)? {
+            Some(text) => match text.parse::<IpAddr>() {
+                Ok(held) => Ok(held == ip),
+                Err(_) => Err(Fault::Transient(format!(
+                    "metadata service {}: garbled answer (not an address)",
+                    self.metadata.url("reserved_ip/ipv4/ip_address")
+                ))),
+            },
+            None => match self
+                .metadata("reserved_ip/ipv4/active", deadline)?
+                .as_deref()
+            {
+                Some("false") => Ok(false),
+                other => Err(Fault::Transient(format!(
+                    "metadata service {}: no address, yet active is {}",
+                    self.metadata.url("reserved_ip/ipv4"),
+                    match other {
+                        Some(v) => format!("'{v}'"),
+                        None => "missing".into(),
+                    }
+                ))),
+            },
         }
     }
 }
@@ -321,6 +347,7 @@ mod tests {
         assert_eq!(
             h,
             IpHolding {
+                id: IpId("203.0.113.7".into()),
                 holder: None,
                 locked: false
             }

@@ -1,8 +1,12 @@
-//! What the agent needs from a cloud, as one trait: who this server is, whether the metadata
-//! service says it holds an address, and the API calls to read, assign and follow an address.
-//! The agent's logic (retries, deadlines, exit codes) lives in `actions`; a provider only talks.
+//! What the agent needs from a cloud, as one trait: who am I (metadata), where is the IP and who
+//! holds it, make me the holder (however many calls that takes), is that done, and can the
+//! metadata service answer a monitor. The agent's logic (retries, deadlines, records, exit
+//! codes, races) lives in `actions`, the same for every cloud; a provider only talks.
+//! A new cloud is one module here, its fake under `tests/src/`, its row in the fault matrix and
+//! its section in docs/floatip.md.
 
 pub mod digitalocean;
+pub mod hetzner;
 
 use cloudha_common::values::choice;
 use cloudha_common::{Deadline, HttpUrl, ParamKind, ParamValue, Secret};
@@ -20,16 +24,32 @@ impl fmt::Display for ServerId {
     }
 }
 
-/// The API's view of a floating IP.
+/// The IP's id in its cloud: what the API addresses it by (DigitalOcean: the address itself;
+/// Hetzner: a number found by listing). Kept in the start record, so that a monitor reads the
+/// one IP by its id and never lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpId(pub String);
+
+impl fmt::Display for IpId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The API's view of a floating IP: where it is and who holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpHolding {
+    /// Its id in the cloud.
+    pub id: IpId,
     /// The server it points at, if any.
     pub holder: Option<ServerId>,
-    /// An action is pending on it: a new one would be refused.
+    /// The IP object itself says an action is pending on it (DigitalOcean's `locked`): a new
+    /// one would be refused. Clouds without such a flag say false and refuse with `Fault::Busy`.
     pub locked: bool,
 }
 
-/// An action the cloud runs for us (DigitalOcean's assign action).
+/// The work a cloud runs to make a server the holder (an assign action), as the provider
+/// follows it: opaque to the agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActionId(pub String);
 
@@ -57,11 +77,13 @@ pub enum Fault {
         wait: Option<Duration>,
         detail: String,
     },
-    /// An action is pending on the address (DigitalOcean's 422): wait for it, then look again.
+    /// An action is pending on the address (DigitalOcean's 422, Hetzner's 423 `locked` and 409
+    /// `conflict`): wait for it, then look again.
     Busy(String),
-    /// The API refused the token (401).
+    /// The API refused the token (401 with the cloud's own error body).
     TokenRejected(String),
-    /// The address is not one of this account's (404).
+    /// The address is not one of this account's (404 with the cloud's own error body, or a
+    /// complete listing without it).
     IpUnknown(String),
     /// Any other refusal the agent cannot fix by waiting (403, other 4xx, a redirect).
     Refused(String),
@@ -101,27 +123,40 @@ impl Endpoints {
     }
 }
 
-/// One cloud. Each call makes at most one request (or a fixed few, documented per call) and
-/// never retries: the agent decides about waiting. Every call honours `deadline`.
+/// One cloud: what the agent asks of it. Each call makes one request, or a fixed few
+/// documented per call (a listing of every page), and never retries: the agent decides about
+/// waiting, with the same rules for every cloud. Every call honours `deadline`.
 pub trait Provider {
+    /// What the cloud calls a server, for messages: "droplet", "server", "instance".
+    fn server_word(&self) -> &'static str;
     /// This server's id, from the metadata service.
     fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault>;
-    /// Whether the metadata service says this server holds exactly `ip` now. No API request.
-    fn holds_locally(&self, ip: IpAddr, deadline: &Deadline) -> Result<bool, Fault>;
-    /// The API's view of `ip`. Needs the token.
-    fn holding(&self, ip: IpAddr, deadline: &Deadline) -> Result<IpHolding, Fault>;
-    /// Ask the API to point `ip` at `server` (moving it from any other). Returns the action and
-    /// its state as the answer gave it.
-    fn assign(
+    /// Whether the metadata service says this server holds exactly `ip` now (no API request),
+    /// or None when this cloud's metadata service cannot tell (no request at all): a monitor
+    /// then reads the API.
+    fn holds_locally(&self, ip: IpAddr, deadline: &Deadline) -> Result<Option<bool>, Fault>;
+    /// Where `ip` is and who holds it, from the API (the token is needed). With its `id` (from
+    /// the start record, or an earlier answer): one request. Without: whatever finding it takes
+    /// (Hetzner lists every page).
+    fn holding(
         &self,
         ip: IpAddr,
+        id: Option<&IpId>,
+        deadline: &Deadline,
+    ) -> Result<IpHolding, Fault>;
+    /// Make `server` the holder of `ip` (moving it from any other), `ip` as `holding` found
+    /// it. Returns the work started and its state as the answer gave it.
+    fn assign(
+        &self,
+        ip: &IpHolding,
+        addr: IpAddr,
         server: &ServerId,
         deadline: &Deadline,
     ) -> Result<(ActionId, ActionState), Fault>;
-    /// The state of an action started by `assign`.
+    /// Whether the work started by `assign` is done.
     fn action_state(
         &self,
-        ip: IpAddr,
+        addr: IpAddr,
         action: &ActionId,
         deadline: &Deadline,
     ) -> Result<ActionState, Fault>;
@@ -131,6 +166,7 @@ pub trait Provider {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderKind {
     DigitalOcean,
+    Hetzner,
 }
 
 impl ParamValue for ProviderKind {
@@ -140,16 +176,40 @@ impl ParamValue for ProviderKind {
         if text.trim().eq_ignore_ascii_case("do") {
             return Ok(ProviderKind::DigitalOcean);
         }
-        choice(text, &[("digitalocean", ProviderKind::DigitalOcean)])
+        choice(
+            text,
+            &[
+                ("digitalocean", ProviderKind::DigitalOcean),
+                ("hetzner", ProviderKind::Hetzner),
+            ],
+        )
     }
 }
 
 impl ProviderKind {
+    /// The name the `provider` parameter gives it (and a record keeps).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::DigitalOcean => "digitalocean",
+            ProviderKind::Hetzner => "hetzner",
+        }
+    }
+
     /// Whether this cloud can float `ip` (address family, ranges): the words complete
     /// "parameter 'ip': '<value>' …".
     pub fn check_address(self, ip: IpAddr) -> Result<(), String> {
         match self {
             ProviderKind::DigitalOcean => digitalocean::check_address(ip),
+            ProviderKind::Hetzner => hetzner::check_address(ip),
+        }
+    }
+
+    /// The cloud's own API and metadata service, used when `api_url` or `metadata_url` is not
+    /// set (declared by each provider; a unit test parses them).
+    pub fn default_endpoints(self) -> (&'static str, &'static str) {
+        match self {
+            ProviderKind::DigitalOcean => (digitalocean::API_URL, digitalocean::METADATA_URL),
+            ProviderKind::Hetzner => (hetzner::API_URL, hetzner::METADATA_URL),
         }
     }
 
@@ -159,6 +219,28 @@ impl ProviderKind {
             ProviderKind::DigitalOcean => {
                 Box::new(digitalocean::DigitalOcean::new(endpoints, token))
             }
+            ProviderKind::Hetzner => Box::new(hetzner::Hetzner::new(endpoints, token)),
+        }
+    }
+}
+
+impl From<crate::api::ApiError> for Fault {
+    fn from(e: crate::api::ApiError) -> Fault {
+        Fault::Transient(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_providers_defaults_parse() {
+        for kind in [ProviderKind::DigitalOcean, ProviderKind::Hetzner] {
+            let (api, metadata) = kind.default_endpoints();
+            let api = HttpUrl::parse(api).unwrap();
+            assert!(api.is_https(), "{kind:?}");
+            HttpUrl::parse(metadata).unwrap();
         }
     }
 }

@@ -22,11 +22,27 @@ pub struct Node {
 pub struct Cloud {
     pub fake: FakeCloud,
     pub nodes: Vec<Node>,
+    /// The `provider` parameter the nodes' agents are given (None: not set, DigitalOcean).
+    pub provider: Option<&'static str>,
 }
 
 /// A fake account with the token, `IP` held by `holder`, and droplets `ids` as nodes.
 pub fn cloud(holder: Option<u64>, ids: &[u64]) -> Cloud {
-    let fake = FakeCloud::start();
+    nodes_of(FakeCloud::start(), None, holder, ids)
+}
+
+/// A fake Hetzner project (more than one page of floating IPs) with the token, `IP` held by
+/// `holder`, and servers `ids` as nodes, whose agents say `provider=hetzner`.
+pub fn hetzner(holder: Option<u64>, ids: &[u64]) -> Cloud {
+    nodes_of(FakeCloud::start_hetzner(), Some("hetzner"), holder, ids)
+}
+
+fn nodes_of(
+    fake: FakeCloud,
+    provider: Option<&'static str>,
+    holder: Option<u64>,
+    ids: &[u64],
+) -> Cloud {
     fake.add_token(TOKEN);
     fake.add_ip(IP, holder);
     let nodes = ids
@@ -37,14 +53,18 @@ pub fn cloud(holder: Option<u64>, ids: &[u64]) -> Cloud {
             rsctmp: tempfile::tempdir().expect("tempdir"),
         })
         .collect();
-    Cloud { fake, nodes }
+    Cloud {
+        fake,
+        nodes,
+        provider,
+    }
 }
 
 impl Cloud {
     /// The environment Pacemaker gives node `n`'s agent: parameters, instance, state directory.
     pub fn env(&self, n: usize) -> Vec<(String, String)> {
         let node = &self.nodes[n];
-        vec![
+        let mut env: Vec<(String, String)> = vec![
             ("OCF_RESKEY_ip".into(), IP.into()),
             ("OCF_RESKEY_api_token".into(), TOKEN.into()),
             ("OCF_RESKEY_api_url".into(), self.fake.api_url()),
@@ -53,7 +73,11 @@ impl Cloud {
             ("OCF_RESOURCE_TYPE".into(), "floatip".into()),
             ("OCF_RESOURCE_PROVIDER".into(), "cloudha".into()),
             ("HA_RSCTMP".into(), node.rsctmp.path().display().to_string()),
-        ]
+        ];
+        if let Some(p) = self.provider {
+            env.push(("OCF_RESKEY_provider".into(), p.into()));
+        }
+        env
     }
 
     /// Run `action` on node `n`; `extra` adds or replaces variables (an empty value removes one).
