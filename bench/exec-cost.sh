@@ -60,14 +60,17 @@ in_ns hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/h.json" \
 median() { jq -r ".results[$1].median * 1000 | . * 100 | round / 100" "$work/h.json"; }
 syscalls() { # total system calls of one run (strace -f -c)
     in_ns strace -f -c -o "$work/strace.txt" "$@" >/dev/null 2>&1 || true
-    awk '/^100.00|total/ {print $(NF-1); exit}' "$work/strace.txt"
+    awk '$NF == "total" {print $4; exit}' "$work/strace.txt"
 }
 in_ns "$work/shipped" stop >/dev/null 2>&1
 in_ns "$ipaddr2" stop >/dev/null 2>&1 || true
 
 size() { stat -c %s "$1"; }
-tls() { if strings "$1" | grep -q rustls; then echo yes; else echo no; fi; }
-linked() { if ldd "$1" >/dev/null 2>&1; then echo dynamic; else echo static; fi; }
+# grep the binary itself: `strings | grep -q` under pipefail reads as "no" when grep stops early.
+tls() { if grep -qa rustls "$1"; then echo yes; else echo no; fi; }
+# A dynamically linked executable names its loader (PT_INTERP); ldd says "statically linked"
+# for a static-pie one but exits 0.
+linked() { if readelf -l "$1" 2>/dev/null | grep -q 'program interpreter'; then echo dynamic; else echo static; fi; }
 
 {
     echo "## Process cost: where the time of an action goes"
