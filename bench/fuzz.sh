@@ -12,5 +12,7 @@ export PROPTEST_CASES=${1:-20000}
 start=$(date +%s)
 # Unit tests of every crate (the agents' are in their binaries) and common's fuzz target;
 # the ordinary unit tests among them take a second.
-cargo test --release --locked --workspace --lib --bins --test fuzz 2>&1 | grep -E '^test result|FAILED|minimal failing input' || true
+# Every result line, and each failure's minimal input (the lines after it).
+cargo test --release --locked --no-fail-fast --workspace --lib --bins --test fuzz 2>&1 |
+    awk '/^test result|FAILED/ {print} /minimal failing input/ {n = 12} n > 0 {print; n--}' || true
 echo "fuzz: $PROPTEST_CASES cases per property, $(( $(date +%s) - start )) s"

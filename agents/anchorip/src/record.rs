@@ -54,7 +54,10 @@ impl Record for Started {
         let addr: IpAddr = addr.parse().ok()?;
         let prefix: u8 = prefix.parse().ok()?;
         let max = if addr.is_ipv6() { 128 } else { 32 };
-        let nic = nic.filter(|n| !n.is_empty())?;
+        // An interface name has no blank or control character (a CR would not survive a write
+        // and a read: found by the long property-test run).
+        let nic = nic
+            .filter(|n| !n.is_empty() && !n.chars().any(|c| c.is_whitespace() || c.is_control()))?;
         if prefix > max {
             return None;
         }

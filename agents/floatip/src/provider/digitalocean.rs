@@ -106,29 +106,16 @@ impl DigitalOcean {
     }
 
     fn action_of(answer: &Answer, what: &str) -> Result<(ActionId, ActionState), Fault> {
-        let action = answer.body.get("action");
-        let id = action.and_then(|a| a.get("id")).and_then(Value::as_u64);
-        let state = action
-            .and_then(|a| a.get("status"))
-            .and_then(Value::as_str)
-            .and_then(parse_state);
-        match (id, state) {
-            (Some(id), Some(state)) => Ok((ActionId(id.to_string()), state)),
-            _ => Err(Fault::Transient(format!(
-                "{what}: the answer carries no action id and status"
-            ))),
-        }
+        super::action_in(&answer.body, &STATES, what)
     }
 }
 
-fn parse_state(s: &str) -> Option<ActionState> {
-    match s {
-        "in-progress" => Some(ActionState::InProgress),
-        "completed" => Some(ActionState::Completed),
-        "errored" => Some(ActionState::Errored),
-        _ => None,
-    }
-}
+/// DigitalOcean's words for an action's status.
+const STATES: [(&str, ActionState); 3] = [
+    ("in-progress", ActionState::InProgress),
+    ("completed", ActionState::Completed),
+    ("errored", ActionState::Errored),
+];
 
 /// The holder and lock of `{"reserved_ip": {...}}` (or the older `floating_ip`) for the address
 /// `asked`: an answer about another address (a cache or a proxy mixing answers up) is none.

@@ -161,29 +161,16 @@ impl Hetzner {
     }
 
     fn action_of(answer: &Value, what: &str) -> Result<(ActionId, ActionState), Fault> {
-        let action = answer.get("action");
-        let id = action.and_then(|a| a.get("id")).and_then(Value::as_u64);
-        let state = action
-            .and_then(|a| a.get("status"))
-            .and_then(Value::as_str)
-            .and_then(parse_state);
-        match (id, state) {
-            (Some(id), Some(state)) => Ok((ActionId(id.to_string()), state)),
-            _ => Err(Fault::Transient(format!(
-                "{what}: the answer carries no action id and status"
-            ))),
-        }
+        super::action_in(answer, &STATES, what)
     }
 }
 
-fn parse_state(s: &str) -> Option<ActionState> {
-    match s {
-        "running" => Some(ActionState::InProgress),
-        "success" => Some(ActionState::Completed),
-        "error" => Some(ActionState::Errored),
-        _ => None,
-    }
-}
+/// Hetzner's words for an action's status.
+const STATES: [(&str, ActionState); 3] = [
+    ("running", ActionState::InProgress),
+    ("success", ActionState::Completed),
+    ("error", ActionState::Errored),
+];
 
 /// A floating IP object: None when it is about another address; Some(None) when it is about
 /// `asked` but garbled (no id, a holder that is not a number).

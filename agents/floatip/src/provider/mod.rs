@@ -48,6 +48,29 @@ pub struct IpHolding {
     pub locked: bool,
 }
 
+/// `{"action": {"id": N, "status": "..."}}`, the envelope both DigitalOcean and Hetzner answer
+/// an action in; `states` names the cloud's words for running, done and failed.
+pub fn action_in(
+    body: &serde_json::Value,
+    states: &[(&str, ActionState); 3],
+    what: &str,
+) -> Result<(ActionId, ActionState), Fault> {
+    let action = body.get("action");
+    let id = action
+        .and_then(|a| a.get("id"))
+        .and_then(serde_json::Value::as_u64);
+    let state = action
+        .and_then(|a| a.get("status"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(|s| states.iter().find(|(w, _)| *w == s).map(|(_, st)| *st));
+    match (id, state) {
+        (Some(id), Some(state)) => Ok((ActionId(id.to_string()), state)),
+        _ => Err(Fault::Transient(format!(
+            "{what}: the answer carries no action id and status"
+        ))),
+    }
+}
+
 /// The work a cloud runs to make a server the holder (an assign action), as the provider
 /// follows it: opaque to the agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
