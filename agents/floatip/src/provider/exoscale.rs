@@ -1,0 +1,359 @@
+//! Exoscale elastic IPs: the v2 API's `elastic-ip`, `instance` and `operation` calls and the
+//! instance metadata service, as shared/docs/clouds.md describes them.
+//!
+//! NOT WIRED IN YET: `provider=exoscale` is not accepted. This module holds the parts that do
+//! not depend on the provider boundary's change (an elastic IP may have several holders, and a
+//! failover is "attach here, then detach every other holder", which one `holder` and one
+//! `assign` do not express): the endpoints, the address check, the reading of Exoscale's
+//! answers (errors, operations, elastic IPs, instances) and the mapping of faults, each tested.
+
+use super::{ActionId, ActionState, Fault, IpId, ServerId};
+use crate::api::Answer;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The metadata service (`instance-id`, `availability-zone`).
+pub const METADATA_URL: &str = "http://169.254.169.254/latest/meta-data";
+
+/// The API of one zone (paths carry `/v2`): the API is per zone, and the elastic IP lives in
+/// the instance's own zone. Err when `zone` is not a zone's name (lower-case letters, digits
+/// and single hyphens, like `ch-gva-2`): it goes into a host name.
+pub fn api_url(zone: &str) -> Result<String, String> {
+    let ok = !zone.is_empty()
+        && zone.len() <= 32
+        && zone
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !zone.starts_with('-')
+        && !zone.ends_with('-')
+        && !zone.contains("--");
+    if ok {
+        Ok(format!("https://api-{zone}.exoscale.com"))
+    } else {
+        Err(format!(
+            "'{zone}' is not an Exoscale zone's name (like ch-gva-2)"
+        ))
+    }
+}
+
+/// Public IPv4 elastic IPs (configured as a /32 on `lo` of every node: anchorip).
+pub fn check_address(ip: IpAddr) -> Result<(), String> {
+    match ip {
+        IpAddr::V4(v4)
+            if !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()) =>
+        {
+            Ok(())
+        }
+        IpAddr::V4(_) => {
+            Err("is not a public address: Exoscale elastic IPs are public addresses".into())
+        }
+        IpAddr::V6(_) => Err("is an IPv6 address: this agent floats IPv4 elastic IPs".into()),
+    }
+}
+
+/// What an error body says: JSON with one of `message`, `error`, `title`, `detail`, or
+/// `errors` (a list; its first entry, a text or an object with `message`).
+pub fn error_words(body: &Value) -> Option<String> {
+    for key in ["message", "error", "title", "detail"] {
+        if let Some(s) = body.get(key).and_then(Value::as_str) {
+            return Some(s.to_string());
+        }
+    }
+    let first = body.get("errors")?.as_array()?.first()?;
+    first
+        .as_str()
+        .or_else(|| first.get("message").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+/// Whether a body is in one of Exoscale's error shapes (and so from the API itself, not from a
+/// proxy in the way).
+fn is_api_error(body: &Value) -> bool {
+    body.is_object() && error_words(body).is_some()
+}
+
+/// An answer other than 2xx, as a fault. 401 and 403 are the API refusing the key or its
+/// signature (6) only with an error body in Exoscale's shapes; from anything else, transient.
+/// 409 and 423 on a change are waits (`Busy`); 429 waits the body's `retry_after` when given.
+pub fn fault(answer: &Answer, what: &str) -> Fault {
+    let said = error_words(&answer.body)
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let status = answer.status;
+    match status {
+        401 | 403 if is_api_error(&answer.body) => Fault::TokenRejected(format!(
+            "(HTTP {status}{said}; {what}): check api_key and the secret (api_token)"
+        )),
+        401 | 403 => Fault::Transient(format!(
+            "{what}: HTTP {status} without the API's error body (a proxy in the way?){said}"
+        )),
+        409 | 423 => Fault::Busy(format!("{what}: HTTP {status}{said}")),
+        429 => Fault::RateLimited {
+            wait: answer.rate_limit_wait().or_else(|| {
+                answer
+                    .body
+                    .get("retry_after")
+                    .and_then(Value::as_u64)
+                    .map(Duration::from_secs)
+            }),
+            detail: format!("{what}: rate limited (HTTP 429{said})"),
+        },
+        500..=599 => Fault::Transient(format!("{what}: HTTP {status}{said}")),
+        _ => Fault::Refused(format!("{what}: HTTP {status}{said}")),
+    }
+}
+
+/// On a read, a 409 or 423 is the same read again (transient), not a wait for an operation.
+pub fn read_fault(answer: &Answer, what: &str) -> Fault {
+    match fault(answer, what) {
+        Fault::Busy(d) => Fault::Transient(d),
+        f => f,
+    }
+}
+
+/// An operation (`{"id","state",...}`): its id and state. `pending` is the only state that is
+/// not final; `failure` and `timeout` are errors.
+pub fn operation(body: &Value, what: &str) -> Result<(ActionId, ActionState), Fault> {
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| is_uuid(s));
+    let state = match body.get("state").and_then(Value::as_str) {
+        Some("pending") => Some(ActionState::InProgress),
+        Some("success") => Some(ActionState::Completed),
+        Some("failure" | "timeout") => Some(ActionState::Errored),
+        _ => None,
+    };
+    match (id, state) {
+        (Some(id), Some(state)) => Ok((ActionId(id.to_string()), state)),
+        _ => Err(Fault::Transient(format!(
+            "{what}: the answer carries no operation id and state"
+        ))),
+    }
+}
+
+/// The elastic IP `ip` in a `GET /v2/elastic-ip` answer: Ok(Some(id)), Ok(None) when the
+/// complete listing does not hold it, Err when the answer is garbled.
+pub fn find_ip(listing: &Value, ip: IpAddr, what: &str) -> Result<Option<IpId>, Fault> {
+    let garbled = |why: &str| Fault::Transient(format!("{what}: garbled answer ({why})"));
+    let list = listing
+        .get("elastic-ips")
+        .and_then(Value::as_array)
+        .ok_or_else(|| garbled("no elastic-ips list"))?;
+    for e in list {
+        let about = e
+            .get("ip")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<IpAddr>().ok());
+        if about == Some(ip) {
+            return match e.get("id").and_then(Value::as_str).filter(|s| is_uuid(s)) {
+                Some(id) => Ok(Some(IpId(id.to_string()))),
+                None => Err(garbled("the elastic IP has no id")),
+            };
+        }
+    }
+    Ok(None)
+}
+
+/// Whether an instance object (`GET /v2/instance/{id}`, or one of `GET /v2/instance`'s) lists
+/// the elastic IP `id` in its `elastic-ips`. None when garbled (no id, no list).
+pub fn instance_holds(instance: &Value, id: &IpId) -> Option<(ServerId, bool)> {
+    let me = instance
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| is_uuid(s))?;
+    let holds = match instance.get("elastic-ips") {
+        // An instance without elastic IPs may leave the list out.
+        None | Some(Value::Null) => false,
+        Some(Value::Array(list)) => list
+            .iter()
+            .any(|e| e.get("id").and_then(Value::as_str) == Some(id.0.as_str())),
+        Some(_) => return None,
+    };
+    Some((ServerId(me.to_string()), holds))
+}
+
+/// Every holder of the elastic IP `id` in a `GET /v2/instance` answer.
+pub fn holders(listing: &Value, id: &IpId, what: &str) -> Result<Vec<ServerId>, Fault> {
+    let garbled = |why: &str| Fault::Transient(format!("{what}: garbled answer ({why})"));
+    let list = listing
+        .get("instances")
+        .and_then(Value::as_array)
+        .ok_or_else(|| garbled("no instances list"))?;
+    let mut found = Vec::new();
+    for i in list {
+        match instance_holds(i, id) {
+            Some((who, true)) => found.push(who),
+            Some((_, false)) => {}
+            None => {
+                return Err(garbled(
+                    "an instance without id or with garbled elastic-ips",
+                ))
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A UUID as Exoscale writes them (8-4-4-4-12 hexadecimal digits): ids go into paths.
+pub fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const IP_ID: &str = "6c0ad3d7-0ba5-4c87-a6d4-1a1dd7b2a9a1";
+    const ME: &str = "0b3f5e62-7b64-4c7c-9a38-2d0e4c1f7a10";
+    const OTHER: &str = "9d6a1f0e-3c2b-4a5d-8e7f-6a5b4c3d2e1f";
+
+    fn answer(status: u16, body: Value) -> Answer {
+        Answer {
+            status,
+            body,
+            retry_after: None,
+            until_reset: None,
+            remaining: None,
+        }
+    }
+
+    #[test]
+    fn the_api_url_is_built_from_the_zone() {
+        assert_eq!(
+            api_url("ch-gva-2").unwrap(),
+            "https://api-ch-gva-2.exoscale.com"
+        );
+        for bad in [
+            "",
+            "CH-GVA-2",
+            "ch gva",
+            "ch-gva-2.evil.example/",
+            "-x",
+            "a--b",
+        ] {
+            assert!(api_url(bad).is_err(), "{bad}");
+        }
+        cloudha_common::HttpUrl::parse(&api_url("de-fra-1").unwrap()).unwrap();
+        cloudha_common::HttpUrl::parse(METADATA_URL).unwrap();
+    }
+
+    #[test]
+    fn only_public_ipv4() {
+        assert!(check_address("203.0.113.7".parse().unwrap()).is_ok());
+        assert!(check_address("10.0.0.1".parse().unwrap()).is_err());
+        assert!(check_address("2001:db8::1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn every_error_shape_is_read() {
+        for body in [
+            json!({"message": "m"}),
+            json!({"error": "m"}),
+            json!({"title": "m"}),
+            json!({"detail": "m"}),
+            json!({"errors": ["m"]}),
+            json!({"errors": [{"message": "m"}]}),
+        ] {
+            assert_eq!(error_words(&body).as_deref(), Some("m"), "{body}");
+        }
+        assert_eq!(error_words(&Value::Null), None);
+        assert_eq!(error_words(&json!({"errors": []})), None);
+    }
+
+    #[test]
+    fn rejected_credentials_are_6_only_from_the_api() {
+        for status in [401, 403] {
+            assert!(matches!(
+                fault(
+                    &answer(status, json!({"message": "invalid signature"})),
+                    "x"
+                ),
+                Fault::TokenRejected(_)
+            ));
+            assert!(fault(&answer(status, Value::Null), "x").is_transient());
+        }
+        for status in [409, 423] {
+            assert!(matches!(
+                fault(&answer(status, json!({"message": "m"})), "x"),
+                Fault::Busy(_)
+            ));
+            assert!(read_fault(&answer(status, json!({"message": "m"})), "x").is_transient());
+        }
+        match fault(&answer(429, json!({"message": "m", "retry_after": 7})), "x") {
+            Fault::RateLimited { wait, .. } => assert_eq!(wait, Some(Duration::from_secs(7))),
+            f => panic!("{f:?}"),
+        }
+        for status in [500, 502, 503, 504] {
+            assert!(fault(&answer(status, Value::Null), "x").is_transient());
+        }
+        assert!(matches!(
+            fault(&answer(400, json!({"message": "m"})), "x"),
+            Fault::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn operations_parse() {
+        let op = |state: &str| json!({"id": IP_ID, "state": state, "reference": {"id": ME}});
+        for (state, want) in [
+            ("pending", ActionState::InProgress),
+            ("success", ActionState::Completed),
+            ("failure", ActionState::Errored),
+            ("timeout", ActionState::Errored),
+        ] {
+            assert_eq!(
+                operation(&op(state), "x").unwrap(),
+                (ActionId(IP_ID.into()), want)
+            );
+        }
+        assert!(operation(&op("done"), "x").unwrap_err().is_transient());
+        assert!(operation(&json!({"id": "1", "state": "pending"}), "x").is_err());
+    }
+
+    #[test]
+    fn the_ip_and_its_holders_are_found() {
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let listing = json!({"elastic-ips": [
+            {"id": OTHER, "ip": "198.51.100.1"},
+            {"id": IP_ID, "ip": "203.0.113.7", "addressfamily": "inet4"},
+        ]});
+        let id = find_ip(&listing, ip, "x").unwrap().unwrap();
+        assert_eq!(id, IpId(IP_ID.into()));
+        assert_eq!(find_ip(&json!({"elastic-ips": []}), ip, "x").unwrap(), None);
+        assert!(find_ip(&json!({}), ip, "x").is_err());
+        let instances = json!({"instances": [
+            {"id": ME, "elastic-ips": [{"id": IP_ID}]},
+            {"id": OTHER, "elastic-ips": [{"id": IP_ID}, {"id": OTHER}]},
+            {"id": "1c2d3e4f-0000-4000-8000-000000000000"},
+        ]});
+        assert_eq!(
+            holders(&instances, &id, "x").unwrap(),
+            vec![ServerId(ME.into()), ServerId(OTHER.into())]
+        );
+        assert!(holders(&json!({"instances": [{"elastic-ips": []}]}), &id, "x").is_err());
+        assert_eq!(
+            instance_holds(&json!({"id": ME, "elastic-ips": []}), &id),
+            Some((ServerId(ME.into()), false))
+        );
+    }
+
+    #[test]
+    fn uuids() {
+        assert!(is_uuid(IP_ID));
+        assert!(!is_uuid("1"));
+        assert!(!is_uuid("6c0ad3d7-0ba5-4c87-a6d4-1a1dd7b2a9a/"));
+    }
+}
