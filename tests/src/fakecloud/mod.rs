@@ -10,6 +10,7 @@
 mod admin;
 mod api;
 mod clock;
+pub mod exoscale;
 mod faults;
 pub mod hetzner;
 mod http;
