@@ -1,7 +1,15 @@
-//! The fake's Exoscale dialect checked against shared/docs/clouds.md (its Exoscale section). So
-//! far the signature check only: the two test vectors, and each way a request is refused.
+//! The fake's Exoscale dialect checked against shared/docs/clouds.md (its Exoscale section) with
+//! a plain HTTP client: the signature (the two test vectors, and each way a request is refused),
+//! elastic IPs of one zone, instances with their `elastic-ips`, an attach that does not detach
+//! the other holders, detach, operations pending then success or failure, errors in Exoscale's
+//! shape, the metadata service per instance, and the faults that answer in the dialect.
 
-use cloudha_tests::fakecloud::exoscale::{parse_authorization, signature, verify};
+use cloudha_tests::fakecloud::exoscale::{
+    self, instance_uuid, parse_authorization, signature, verify, ZONE,
+};
+use cloudha_tests::fakecloud::{FakeCloud, Fault, FaultKind, Scope};
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const KEY: &str = "EXOxxxxxxxxxxxxxxxxxxxxxxxx";
 const EXPIRES: u64 = 3376684800;
@@ -113,4 +121,228 @@ fn the_colon_of_an_action_is_signed_as_written() {
     assert!(verify(Some(&header), "PUT", target, body, EXPIRES, secret_of).is_ok());
     let escaped = target.replace(':', "%3A");
     assert!(verify(Some(&header), "PUT", &escaped, body, EXPIRES, secret_of).is_err());
+}
+
+// ---- over HTTP ----
+
+const IP: &str = "203.0.113.10";
+const SECRET: &str = "fake-secret-0123456789";
+
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// One request signed with `key`/`secret`, expiring at `expires`.
+fn signed(
+    fake: &FakeCloud,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    (key, secret, expires): (&str, &str, u64),
+) -> Answer {
+    let a = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    );
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let sig = signature(secret, method, path, body.as_bytes(), &[], expires).unwrap();
+    let auth = format!("EXO2-HMAC-SHA256 credential={key},expires={expires},signature={sig}");
+    let url = format!("{}{path}", fake.api_url());
+    let result = match method {
+        "GET" => a.get(&url).header("Authorization", &auth).call(),
+        "PUT" => a
+            .put(&url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(body),
+        other => panic!("method {other}"),
+    };
+    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    Answer {
+        status: resp.status().as_u16(),
+        body: resp.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+fn call(fake: &FakeCloud, method: &str, path: &str, body: Option<&Value>) -> Answer {
+    signed(fake, method, path, body, (KEY, SECRET, now() + 600))
+}
+
+fn account(holders: &[u64]) -> FakeCloud {
+    let fake = FakeCloud::start_exoscale();
+    fake.add_api_key(KEY, SECRET);
+    for n in [1, 2, 3] {
+        fake.register_droplet(n);
+    }
+    fake.add_ip_in(IP, ZONE, None);
+    fake.add_ip_in("198.51.100.20", "de-fra-1", None);
+    fake.set_holders(IP, holders);
+    fake
+}
+
+fn ip_id(fake: &FakeCloud) -> String {
+    let v = call(fake, "GET", "/v2/elastic-ip", None).json();
+    let list = v["elastic-ips"].as_array().unwrap();
+    let found = list.iter().find(|e| e["ip"] == IP).unwrap();
+    found["id"].as_str().unwrap().to_string()
+}
+
+fn move_op(fake: &FakeCloud, command: &str, instance: u64) -> Answer {
+    let path = format!("/v2/elastic-ip/{}:{command}", ip_id(fake));
+    call(
+        fake,
+        "PUT",
+        &path,
+        Some(&json!({"instance": {"id": instance_uuid(instance)}})),
+    )
+}
+
+fn held_by(fake: &FakeCloud, instance: u64) -> Vec<String> {
+    let v = call(
+        fake,
+        "GET",
+        &format!("/v2/instance/{}", instance_uuid(instance)),
+        None,
+    )
+    .json();
+    v["elastic-ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["ip"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn only_signed_requests_are_answered() {
+    let fake = account(&[]);
+    assert_eq!(call(&fake, "GET", "/v2/elastic-ip", None).status, 200);
+    let later = now() + 600;
+    for (who, want) in [
+        ((KEY, "wrong secret", later), 403),
+        (("EXOunknown", SECRET, later), 403),
+        ((KEY, SECRET, now() - 1), 401),
+    ] {
+        let a = signed(&fake, "GET", "/v2/elastic-ip", None, who);
+        assert_eq!(a.status, want, "{}", a.body);
+        assert!(a.json()["message"].is_string());
+    }
+    fake.revoke_api_key(KEY);
+    assert_eq!(call(&fake, "GET", "/v2/elastic-ip", None).status, 403);
+}
+
+#[test]
+fn elastic_ips_of_the_zone_and_instances_with_theirs() {
+    let fake = account(&[1]);
+    let v = call(&fake, "GET", "/v2/elastic-ip", None).json();
+    let list = v["elastic-ips"].as_array().unwrap();
+    // The IP of another zone is not in this zone's API.
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["ip"], IP);
+    assert_eq!(list[0]["addressfamily"], "inet4");
+    let id = ip_id(&fake);
+    let one = call(&fake, "GET", &format!("/v2/elastic-ip/{id}"), None);
+    assert_eq!(one.json()["ip"], IP);
+    assert_eq!(held_by(&fake, 1), [IP]);
+    assert!(held_by(&fake, 2).is_empty());
+    let all = call(&fake, "GET", "/v2/instance", None).json();
+    assert_eq!(all["instances"].as_array().unwrap().len(), 3);
+    let missing = call(
+        &fake,
+        "GET",
+        &format!("/v2/instance/{}", instance_uuid(9)),
+        None,
+    );
+    assert_eq!(missing.status, 404);
+    assert!(missing.json()["message"].is_string());
+}
+
+#[test]
+fn an_attach_does_not_detach_the_other_holder() {
+    let fake = account(&[1]);
+    fake.set_action_time(Duration::from_millis(300));
+    let op = move_op(&fake, "attach", 2);
+    assert_eq!(op.status, 200, "{}", op.body);
+    let op = op.json();
+    assert_eq!(op["state"], "pending");
+    assert_eq!(op["reference"]["command"], "attach-instance-to-elastic-ip");
+    let path = format!("/v2/operation/{}", op["id"].as_str().unwrap());
+    assert_eq!(call(&fake, "GET", &path, None).json()["state"], "pending");
+    assert_eq!(fake.holders(IP), [1]);
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(call(&fake, "GET", &path, None).json()["state"], "success");
+    // Two holders now: the fake allows it, as Exoscale does.
+    assert_eq!(fake.holders(IP), [1, 2]);
+    assert_eq!(held_by(&fake, 1), [IP]);
+    assert_eq!(held_by(&fake, 2), [IP]);
+    // Detach the old one; a detach of a non-holder changes nothing and succeeds.
+    fake.set_action_time(Duration::ZERO);
+    assert_eq!(move_op(&fake, "detach", 1).json()["state"], "pending");
+    assert_eq!(fake.holders(IP), [2]);
+    let again = move_op(&fake, "detach", 1).json();
+    let path = format!("/v2/operation/{}", again["id"].as_str().unwrap());
+    assert_eq!(call(&fake, "GET", &path, None).json()["state"], "success");
+    assert_eq!(fake.holders(IP), [2]);
+    // Unknown instance: 404.
+    assert_eq!(move_op(&fake, "attach", 9).status, 404);
+}
+
+#[test]
+fn an_errored_operation_is_a_failure_and_changes_nothing() {
+    let fake = account(&[1]);
+    fake.inject(Fault::action_errored().times(1));
+    let op = move_op(&fake, "detach", 1).json();
+    let path = format!("/v2/operation/{}", op["id"].as_str().unwrap());
+    let op = call(&fake, "GET", &path, None).json();
+    assert_eq!(op["state"], "failure");
+    assert_eq!(fake.holders(IP), [1]);
+}
+
+#[test]
+fn faults_answer_in_exoscales_shape() {
+    let fake = account(&[]);
+    fake.inject(Fault::status(Scope::Api, 503).times(1));
+    let a = call(&fake, "GET", "/v2/elastic-ip", None);
+    assert_eq!(a.status, 503);
+    assert!(a.json()["message"].is_string());
+    fake.inject(Fault::new(Scope::Api, FaultKind::RateLimited { retry_after: 7 }).times(1));
+    let a = call(&fake, "GET", "/v2/elastic-ip", None);
+    assert_eq!(a.status, 429);
+    assert_eq!(a.json()["retry_after"], 7);
+    fake.set_rate_limit(1, 100);
+    assert_eq!(call(&fake, "GET", "/v2/elastic-ip", None).status, 200);
+    let a = call(&fake, "GET", "/v2/elastic-ip", None);
+    assert_eq!(a.status, 429);
+    assert!(a.json()["retry_after"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn each_instance_has_its_metadata() {
+    let fake = account(&[]);
+    let url = fake.add_droplet(2);
+    assert!(url.ends_with("/latest/meta-data"), "{url}");
+    let get = |leaf: &str| {
+        let mut r = ureq::get(&format!("{url}/{leaf}")).call().unwrap();
+        r.body_mut().read_to_string().unwrap()
+    };
+    assert_eq!(get("instance-id"), instance_uuid(2));
+    assert_eq!(get("availability-zone"), exoscale::ZONE);
+    assert!(exoscale::instance_of_uuid(&instance_uuid(2)) == Some(2));
 }

@@ -200,8 +200,8 @@ fn action_json(st: &State, id: u64) -> Option<Value> {
     Some(json!({
         "id": id,
         "command": match view.kind {
-            ActionKind::Assign(_) => "assign_floating_ip",
-            ActionKind::Unassign => "unassign_floating_ip",
+            ActionKind::Assign(_) | ActionKind::Attach(_) => "assign_floating_ip",
+            ActionKind::Unassign | ActionKind::Detach(_) => "unassign_floating_ip",
         },
         "status": status,
         "progress": progress,

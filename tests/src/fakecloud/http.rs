@@ -3,7 +3,7 @@
 //! chunked request bodies. Every request is recorded before it is answered.
 
 use super::faults::FaultKind;
-use super::{admin, api, hetzner, metadata, Dialect, Listener, RecordedRequest, Shared};
+use super::{admin, api, exoscale, hetzner, metadata, Dialect, Listener, RecordedRequest, Shared};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
@@ -300,6 +300,8 @@ fn answer(shared: &Shared, kind: &Listener, req: &Request) -> Response {
         (Listener::Api, Dialect::Hetzner) => hetzner::handle(shared, req),
         (Listener::Metadata(id), Dialect::DigitalOcean) => metadata::handle(shared, *id, req),
         (Listener::Metadata(id), Dialect::Hetzner) => hetzner::metadata(*id, req),
+        (Listener::Api, Dialect::Exoscale) => exoscale::handle(shared, req),
+        (Listener::Metadata(id), Dialect::Exoscale) => exoscale::metadata(*id, req),
     }
 }
 
@@ -382,6 +384,8 @@ fn serve_connection(
                 Some(FaultKind::OtherIp) => match shared.dialect {
                     Dialect::DigitalOcean => api::other_ip_answer(&shared, &req),
                     Dialect::Hetzner => hetzner::other_ip_answer(&shared, &req),
+                    // Never fires: no Exoscale path is a read of one IP by address or number.
+                    Dialect::Exoscale => answer(&shared, &kind, &req),
                 },
                 Some(FaultKind::Hang) => {
                     // Never answer: drain until the client gives up or the fake stops.
@@ -396,6 +400,7 @@ fn serve_connection(
                     (Listener::Api, Dialect::Hetzner) => {
                         hetzner::fault_answer(&shared, &req, &fault)
                     }
+                    (Listener::Api, Dialect::Exoscale) => exoscale::fault_answer(&fault),
                     (Listener::Metadata(_), _) => metadata::fault_answer(&fault),
                 },
                 None => answer(&shared, &kind, &req),

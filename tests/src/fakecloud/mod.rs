@@ -36,6 +36,8 @@ pub enum Dialect {
     DigitalOcean,
     /// shared/docs/clouds.md's Hetzner section (`/v1/floating_ips`, `/hetzner/v1/metadata`).
     Hetzner,
+    /// shared/docs/clouds.md's Exoscale section (`/v2/elastic-ip`, `/latest/meta-data`).
+    Exoscale,
 }
 
 /// Which service a listener serves.
@@ -257,6 +259,43 @@ impl FakeCloud {
         cloud
     }
 
+    /// A fake Exoscale account on 127.0.0.1:<ephemeral>, its API serving zone
+    /// [`exoscale::ZONE`]. Instances are added with `add_droplet` (an instance's metadata
+    /// service: `http://127.0.0.1:PORT/latest/meta-data`; its UUID: [`exoscale::instance_uuid`]),
+    /// keys with `add_api_key`, elastic IPs with `add_ip_in(ip, exoscale::ZONE, holder)`.
+    pub fn start_exoscale() -> FakeCloud {
+        FakeCloud::start_as(SocketAddr::from(([127, 0, 0, 1], 0)), Dialect::Exoscale)
+            .unwrap_or_else(|e| panic!("fake cloud: {e}"))
+    }
+
+    /// Accept requests signed with this Exoscale API key and secret.
+    pub fn add_api_key(&self, key: &str, secret: &str) {
+        self.shared()
+            .lock_state()
+            .api_keys
+            .insert(key.to_string(), secret.to_string());
+    }
+
+    /// Stop accepting an Exoscale API key.
+    pub fn revoke_api_key(&self, key: &str) {
+        self.shared().lock_state().api_keys.remove(key);
+    }
+
+    /// Every holder of `ip` now (Exoscale: possibly several), operations due completed first.
+    pub fn holders(&self, ip: &str) -> Vec<u64> {
+        let mut st = self.shared().lock_state();
+        st.settle(Instant::now());
+        st.holders(ip)
+    }
+
+    /// Make `holders` the holders of `ip` now, without an operation (Exoscale).
+    pub fn set_holders(&self, ip: &str, holders: &[u64]) {
+        let mut st = self.shared().lock_state();
+        let now = Instant::now();
+        st.settle(now);
+        assert!(st.set_holders(ip, holders, now), "set_holders: no IP {ip}");
+    }
+
     /// The floating IP's id (Hetzner's dialect addresses IPs by id).
     pub fn ip_id(&self, ip: &str) -> Option<u64> {
         self.shared().lock_state().id_of_ip(ip)
@@ -367,6 +406,7 @@ impl FakeCloud {
         let base = match self.shared().dialect {
             Dialect::DigitalOcean => "metadata/v1",
             Dialect::Hetzner => "hetzner/v1/metadata",
+            Dialect::Exoscale => "latest/meta-data",
         };
         let url = format!("{}/{base}", self.serve(l, Listener::Metadata(id), netns)?);
         self.shared()

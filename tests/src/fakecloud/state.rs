@@ -34,6 +34,10 @@ impl ActionStatus {
 pub enum ActionKind {
     Assign(u64),
     Unassign,
+    /// Exoscale: add this instance to the IP's holders (the others keep it too).
+    Attach(u64),
+    /// Exoscale: remove this instance from the IP's holders (none else changes).
+    Detach(u64),
 }
 
 /// One assign/unassign action, as tests see it.
@@ -64,6 +68,9 @@ pub struct Droplet {
 struct IpEntry {
     region: String,
     holder: Option<u64>,
+    /// Exoscale: the holders besides `holder` (an elastic IP may be attached to several
+    /// instances at once). Always empty in the other dialects.
+    also: BTreeSet<u64>,
     pending: Option<u64>,
     /// The holder before any recorded change, then each change with the instant it happened:
     /// metadata with a lag answers from this.
@@ -138,6 +145,8 @@ pub struct Budget {
 
 pub struct State {
     pub tokens: BTreeSet<String>,
+    /// Exoscale: each API key and its secret.
+    pub api_keys: BTreeMap<String, String>,
     ips: BTreeMap<String, IpEntry>,
     /// Each IP's numeric id, in the order the IPs were added (Hetzner addresses IPs by id).
     ip_ids: BTreeMap<u64, String>,
@@ -154,6 +163,7 @@ impl State {
     pub fn new() -> State {
         State {
             tokens: BTreeSet::new(),
+            api_keys: BTreeMap::new(),
             ips: BTreeMap::new(),
             ip_ids: BTreeMap::new(),
             droplets: BTreeMap::new(),
@@ -187,8 +197,30 @@ impl State {
                 }
                 if !errored {
                     let new = match kind {
-                        ActionKind::Assign(d) => Some(d),
-                        ActionKind::Unassign => None,
+                        ActionKind::Assign(d) => {
+                            e.also.clear();
+                            Some(d)
+                        }
+                        ActionKind::Unassign => {
+                            e.also.clear();
+                            None
+                        }
+                        ActionKind::Attach(d) => {
+                            if e.holder.is_some_and(|h| h != d) {
+                                e.also.insert(d);
+                                e.holder
+                            } else {
+                                Some(d)
+                            }
+                        }
+                        ActionKind::Detach(d) => {
+                            if e.holder == Some(d) {
+                                e.also.pop_first()
+                            } else {
+                                e.also.remove(&d);
+                                e.holder
+                            }
+                        }
                     };
                     e.holder = new;
                     e.history.push((at, new));
@@ -210,6 +242,7 @@ impl State {
             IpEntry {
                 region: region.to_string(),
                 holder,
+                also: BTreeSet::new(),
                 pending: None,
                 initial: holder,
                 history: Vec::new(),
@@ -252,6 +285,29 @@ impl State {
         self.ips.get(ip).and_then(|e| e.holder)
     }
 
+    /// Every holder of `ip` (Exoscale: possibly several), in id order after the first.
+    pub fn holders(&self, ip: &str) -> Vec<u64> {
+        self.ips.get(ip).map_or_else(Vec::new, |e| {
+            e.holder.iter().chain(e.also.iter()).copied().collect()
+        })
+    }
+
+    /// Set every holder of `ip` behind the API's back, now (Exoscale: an IP with two holders).
+    pub fn set_holders(&mut self, ip: &str, holders: &[u64], now: Instant) -> bool {
+        for h in holders {
+            self.droplets.entry(*h).or_default();
+        }
+        match self.ips.get_mut(ip) {
+            Some(e) => {
+                e.holder = holders.first().copied();
+                e.also = holders.iter().skip(1).copied().collect();
+                e.history.push((now, e.holder));
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn locked(&self, ip: &str) -> bool {
         self.ips.get(ip).is_some_and(|e| e.pending.is_some())
     }
@@ -264,6 +320,7 @@ impl State {
         match self.ips.get_mut(ip) {
             Some(e) => {
                 e.holder = holder;
+                e.also.clear();
                 e.history.push((now, holder));
                 true
             }
@@ -289,11 +346,16 @@ impl State {
         now: Instant,
     ) -> Result<u64, ActionRefused> {
         let e = self.ips.get(ip).ok_or(ActionRefused::NoSuchIp)?;
-        if e.pending.is_some() {
+        // Exoscale's operations do not lock the IP: nothing in clouds.md says one refuses
+        // another, and several may run at once.
+        let locks = matches!(kind, ActionKind::Assign(_) | ActionKind::Unassign);
+        if locks && e.pending.is_some() {
             return Err(ActionRefused::Pending);
         }
         match kind {
-            ActionKind::Assign(d) if !self.droplets.contains_key(&d) => {
+            ActionKind::Assign(d) | ActionKind::Attach(d) | ActionKind::Detach(d)
+                if !self.droplets.contains_key(&d) =>
+            {
                 return Err(ActionRefused::NoSuchDroplet(d))
             }
             ActionKind::Unassign if e.holder.is_none() => return Err(ActionRefused::NotAssigned),
@@ -320,7 +382,7 @@ impl State {
                 settled: false,
             },
         );
-        if let Some(e) = self.ips.get_mut(ip) {
+        if let Some(e) = self.ips.get_mut(ip).filter(|_| locks) {
             e.pending = Some(id);
         }
         Ok(id)
@@ -360,7 +422,10 @@ impl State {
         Some(json!({
             "id": a.id,
             "status": a.status().as_str(),
-            "type": match a.kind { ActionKind::Assign(_) => "assign_ip", ActionKind::Unassign => "unassign_ip" },
+            "type": match a.kind {
+                ActionKind::Assign(_) | ActionKind::Attach(_) => "assign_ip",
+                ActionKind::Unassign | ActionKind::Detach(_) => "unassign_ip",
+            },
             "started_at": rfc3339(a.started_at),
             "completed_at": if a.settled { Value::String(rfc3339(a.completes_at)) } else { Value::Null },
             "resource_id": resource_id,
