@@ -18,7 +18,7 @@
 //!   id kept in the record decides (never a listing); a failed read is retried within the
 //!   deadline, then 1: never 7, since an API hiccup must not move the IP.
 
-use crate::provider::{ActionId, ActionState, Fault, IpId, Provider, ServerId};
+use crate::provider::{ActionId, ActionState, Fault, IpHolding, IpId, Provider, ServerId};
 use crate::record::Started;
 use crate::settings::Settings;
 use crate::token;
@@ -104,9 +104,20 @@ fn retry<T>(
     ctx: &Context,
     policy: &Retry,
     what: &str,
+    op: impl FnMut(&Deadline) -> Result<T, Fault>,
+) -> Result<T, Fault> {
+    retry_within(ctx, &ctx.deadline, policy, what, op)
+}
+
+/// `retry`, within `deadline` (a part of the action's).
+fn retry_within<T>(
+    ctx: &Context,
+    deadline: &Deadline,
+    policy: &Retry,
+    what: &str,
     mut op: impl FnMut(&Deadline) -> Result<T, Fault>,
 ) -> Result<T, Fault> {
-    ctx.deadline
+    deadline
         .retry_logged(policy, &ctx.log, what, |d| attempt(op(d)))
         .map_err(|e| match e {
             RetryError::Failed(f) => f,
@@ -127,6 +138,26 @@ fn holder_words(p: &dyn Provider, h: &Option<ServerId>) -> String {
         None => format!("no {}", p.server_word()),
     }
 }
+
+/// Every holder: "instance a", "instances a and b", "no instance".
+fn holders_words(p: &dyn Provider, h: &IpHolding) -> String {
+    let all = h.holders();
+    match all.as_slice() {
+        [] | [_] => holder_words(p, &all.first().cloned()),
+        [init @ .., last] => format!(
+            "{}s {} and {last}",
+            p.server_word(),
+            init.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Of the time left when the other holders are detached, the part kept to detach this
+/// instance again should that fail: two holders must not be left behind.
+const UNDO_RESERVE: f64 = 0.3;
 
 pub struct Floatip<C: Connect> {
     pub connect: C,
@@ -161,6 +192,14 @@ impl<C: Connect> Agent for Floatip<C> {
         };
         let first = read("reading the IP", None)?;
         let id = first.id.clone();
+        if p.assign_keeps_others() {
+            self.take_alone(ctx, p.as_ref(), ip, &me, &first)?;
+            state.save(&lock, &Started::now(s.provider, ip, me.clone(), id))?;
+            return Ok(Status::ok(format!(
+                "{ip} now points at this {server} ({me}) alone, after {} ms",
+                ctx.deadline.elapsed().as_millis()
+            )));
+        }
         if first.holder.as_ref() == Some(&me) && !first.locked {
             state.save(&lock, &Started::now(s.provider, ip, me.clone(), id))?;
             return Ok(Status::ok(format!(
@@ -220,7 +259,7 @@ impl<C: Connect> Agent for Floatip<C> {
             }
         });
         if let Some((action, action_state)) = assigned.map_err(RetryError::into_inner)? {
-            self.wait_for(ctx, p.as_ref(), ip, &action, action_state)?;
+            self.wait_for(ctx, &ctx.deadline, p.as_ref(), ip, &action, action_state)?;
         }
 
         let now = read("confirming the holder", Some(&id))?;
@@ -294,10 +333,17 @@ impl<C: Connect> Agent for Floatip<C> {
         let token = token::token(ctx)?;
         let p = self.connect.connect(&s, Some(token));
         let h = retry(ctx, &API_RETRY, "reading the IP", |d| {
-            p.holding(ip, started.id.as_ref(), d)
+            p.holds(ip, started.id.as_ref(), &started.server, d)
         })
         .map_err(|f| fail(ctx, f))?;
-        if h.holder.as_ref() == Some(&started.server) {
+        if p.assign_keeps_others() && !h.held_by(&started.server) {
+            // One instance read tells only whether this one holds it.
+            return Ok(Status::not_running(format!(
+                "{ip} is not attached to this {server} ({})",
+                started.server
+            )));
+        }
+        if h.held_by(&started.server) {
             if lagging {
                 ctx.log.info(format_args!(
                     "the metadata service does not show {ip} yet; the API says it points here"
@@ -330,18 +376,148 @@ impl<C: Connect> Agent for Floatip<C> {
         Ok(Status::ok(format!(
             "the token works and {} is in the account, pointing at {}",
             s.ip,
-            holder_words(p.as_ref(), &h.holder)
+            holders_words(p.as_ref(), &h)
         )))
     }
 }
 
 impl<C: Connect> Floatip<C> {
+    /// Where an assign adds a holder and leaves the others (Exoscale): attach here unless this
+    /// instance holds it already, then detach every other holder, each operation waited for,
+    /// until the API shows this instance alone. Two starts at once (never Pacemaker's doing):
+    /// a holder that appeared after `first` is another start's; the lower id keeps the IP.
+    /// When a detach fails for good or the time runs out, this instance is detached again
+    /// (with time kept for it), so that the start that fails leaves the holders it found.
+    fn take_alone(
+        &self,
+        ctx: &Context,
+        p: &dyn Provider,
+        ip: IpAddr,
+        me: &ServerId,
+        first: &IpHolding,
+    ) -> OcfResult<()> {
+        let server = p.server_word();
+        let id = first.id.clone();
+        let read = |d: &Deadline| {
+            retry_within(ctx, d, &API_RETRY, "reading the holders", |d| {
+                p.holding(ip, Some(&id), d)
+            })
+        };
+        // Keep a part of the time to undo the attach.
+        let reserve = ctx.deadline.remaining().mul_f64(UNDO_RESERVE);
+        let work = ctx
+            .deadline
+            .sooner(ctx.deadline.remaining().saturating_sub(reserve));
+        let attached_here = !first.held_by(me);
+        let outcome = (|| -> Result<(), Fault> {
+            if attached_here {
+                ctx.log.info(format_args!(
+                    "{ip} is attached to {}; attaching it to this {server} ({me})",
+                    holders_words(p, first)
+                ));
+                let (op, state) = retry_within(ctx, &work, &API_RETRY, "attaching the IP", |d| {
+                    match p.assign(first, ip, me, d) {
+                        // No operation runs on an elastic IP that another would wait for.
+                        Err(Fault::Busy(d)) => Err(Fault::Transient(d)),
+                        other => other,
+                    }
+                })?;
+                self.wait_for(ctx, &work, p, ip, &op, state)
+                    .map_err(|e| Fault::Refused(e.reason))?;
+            }
+            loop {
+                let now = read(&work)?;
+                if !now.held_by(me) {
+                    return Err(Fault::Refused(format!(
+                        "{ip} is no longer attached to this {server} ({me}): another start at \
+                         once detached it (now {})",
+                        holders_words(p, &now)
+                    )));
+                }
+                let others: Vec<ServerId> = now.holders().into_iter().filter(|h| h != me).collect();
+                if others.is_empty() {
+                    return Ok(());
+                }
+                // A newcomer with a lower id: another start at once; it keeps the IP.
+                if let Some(winner) = others.iter().find(|o| !first.held_by(o) && o.0 < me.0) {
+                    return Err(Fault::Refused(format!(
+                        "{server} {winner} was attached to {ip} while this start ran (another \
+                         start at once): it keeps the IP"
+                    )));
+                }
+                for other in &others {
+                    ctx.log
+                        .info(format_args!("detaching {ip} from {server} {other}"));
+                    let what = format!("detaching {ip} from {server} {other}");
+                    let (op, state) = retry_within(ctx, &work, &API_RETRY, &what, |d| {
+                        match p.release(&now, ip, other, d) {
+                            Err(Fault::Busy(d)) => Err(Fault::Transient(d)),
+                            r => r,
+                        }
+                    })?;
+                    if let Err(e) = self.wait_for(ctx, &work, p, ip, &op, state) {
+                        // The next look tells whether it is still attached there.
+                        ctx.log.warn(format_args!("{what}: {}", e.reason));
+                        let again = read(&work)?;
+                        if again.held_by(other) {
+                            return Err(Fault::Refused(format!("{what}: {}", e.reason)));
+                        }
+                    }
+                }
+            }
+        })();
+        let fault = match outcome {
+            Ok(()) => return Ok(()),
+            Err(f) => f,
+        };
+        if !attached_here {
+            return Err(fail(ctx, fault));
+        }
+        // Undo: detach this instance again, with the time kept for it.
+        let why = fault.to_string();
+        ctx.log.warn(format_args!(
+            "{why}; detaching {ip} from this {server} ({me}) again, so that it is not left with two holders"
+        ));
+        let undone = (|| -> Result<IpHolding, Fault> {
+            let (op, state) = retry(
+                ctx,
+                &API_RETRY,
+                "detaching this instance again",
+                |d| match p.release(first, ip, me, d) {
+                    Err(Fault::Busy(d)) => Err(Fault::Transient(d)),
+                    r => r,
+                },
+            )?;
+            self.wait_for(ctx, &ctx.deadline, p, ip, &op, state)
+                .map_err(|e| Fault::Refused(e.reason))?;
+            retry(ctx, &API_RETRY, "reading the holders", |d| {
+                p.holding(ip, Some(&id), d)
+            })
+        })();
+        let code_of = |f: Fault| fail(ctx, f);
+        match undone {
+            Ok(h) if !h.held_by(me) => Err(code_of(Fault::Refused(format!(
+                "{why}; this {server} ({me}) was detached again: {ip} is attached to {}",
+                holders_words(p, &h)
+            )))),
+            Ok(h) => Err(OcfError::generic(format!(
+                "{why}; detaching this {server} ({me}) again did not take: {ip} is attached to {}",
+                holders_words(p, &h)
+            ))),
+            Err(f) => Err(OcfError::generic(format!(
+                "{why}; detaching this {server} ({me}) again failed too ({f}): {ip} may be \
+                 attached to this {server} and others"
+            ))),
+        }
+    }
+
     /// Wait until `action` is completed: the metadata service is watched often (it is free), the
     /// API polled quickly at first, then backing off, and asked at once when the metadata
     /// service says the address arrived. Errored or still running at the deadline: 1.
     fn wait_for(
         &self,
         ctx: &Context,
+        deadline: &Deadline,
         p: &dyn Provider,
         ip: IpAddr,
         action: &ActionId,
@@ -367,7 +543,7 @@ impl<C: Connect> Floatip<C> {
             )))),
             ActionState::InProgress => None,
         };
-        ctx.deadline
+        deadline
             .retry(&ACTION_WATCH, |d| {
                 if let Some(end) = settled(state) {
                     return end;
@@ -507,6 +683,7 @@ mod tests {
             id: IpId("203.0.113.7".into()),
             holder: by.map(|s| ServerId(s.into())),
             locked,
+            also: Vec::new(),
         })
     }
 

@@ -154,8 +154,6 @@ impl ApiClient {
     }
 
     /// A client whose every request is signed with Exoscale's `EXO2-HMAC-SHA256`.
-    // Used by the Exoscale provider, which is not in this build yet: only tests call it.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn signed(base: &HttpUrl, key: String, secret: Secret, loopback: bool) -> ApiClient {
         Self::with_auth(base, Auth::Exo2 { key, secret }, loopback)
     }
@@ -230,6 +228,31 @@ impl ApiClient {
             .header(
                 "Authorization",
                 self.auth.header("POST", path, body.as_bytes()),
+            )
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json")
+            .send(body);
+        self.read(&url, resp)
+    }
+
+    pub fn put(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        deadline: &Deadline,
+    ) -> Result<Answer, ApiError> {
+        let budget = self.budget(deadline)?;
+        let url = self.url(path);
+        let body = body.to_string();
+        let resp = self
+            .agent
+            .put(&url)
+            .config()
+            .timeout_global(Some(budget))
+            .build()
+            .header(
+                "Authorization",
+                self.auth.header("PUT", path, body.as_bytes()),
             )
             .header("Accept", "application/json")
             .header("Content-Type", "application/json")

@@ -2,8 +2,8 @@
 //! and the provider. Anything wrong here is wrong on every node: 6, naming the parameter.
 //! The token is read apart (`token`): a stop and most monitors never need it.
 
-use crate::provider::{Endpoints, ProviderKind};
-use crate::{API_URL, IP, METADATA_URL, PROVIDER};
+use crate::provider::{exoscale, Endpoints, ProviderKind};
+use crate::{API_KEY, API_URL, IP, METADATA_URL, PROVIDER, ZONE};
 use cloudha_common::{Context, HttpUrl, OcfError, OcfResult};
 use std::net::IpAddr;
 
@@ -30,11 +30,31 @@ impl Settings {
                 OcfError::generic(format!("the {provider:?} default URL {url} {why}"))
             })
         };
-        let api = match p.read(&API_URL)? {
-            Some(url) => url,
-            None => own(default_api)?,
+        // Exoscale: the key the secret signs for, and the zone its API's name depends on.
+        let (api_key, zone) = if provider == ProviderKind::Exoscale {
+            let key = p.need(&API_KEY)?;
+            if key.trim().is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(p.invalid(&API_KEY, "is not an API key (EXO...)"));
+            }
+            let zone = match p.read(&ZONE)? {
+                Some(z) => Some(exoscale::api_url(&z).map_err(|why| p.invalid(&ZONE, why))?),
+                None => None,
+            };
+            (Some(key), zone)
+        } else {
+            (None, None)
         };
-        if !api.is_https() && !api.is_loopback() {
+        let api = match (p.read(&API_URL)?, zone, default_api) {
+            (Some(url), _, _) => Some(url),
+            (None, Some(zone_api), _) => Some(own(&zone_api)?),
+            (None, None, Some(url)) => Some(own(url)?),
+            // Exoscale without a zone: the provider reads it from the metadata service.
+            (None, None, None) => None,
+        };
+        if api
+            .as_ref()
+            .is_some_and(|api| !api.is_https() && !api.is_loopback())
+        {
             return Err(p.invalid(
                 &API_URL,
                 "is plain http: the token would cross the network in clear; use https:// (http:// is accepted for loopback test APIs only)",
@@ -47,7 +67,11 @@ impl Settings {
         Ok(Settings {
             ip,
             provider,
-            endpoints: Endpoints { api, metadata },
+            endpoints: Endpoints {
+                api,
+                metadata,
+                api_key,
+            },
         })
     }
 }
@@ -78,7 +102,10 @@ mod tests {
         let c = settings(&[("OCF_RESKEY_floating_ip", "203.0.113.7")]).unwrap();
         assert_eq!(c.ip.to_string(), "203.0.113.7");
         assert_eq!(c.provider, ProviderKind::DigitalOcean);
-        assert_eq!(c.endpoints.api.as_str(), "https://api.digitalocean.com");
+        assert_eq!(
+            c.endpoints.api.as_ref().unwrap().as_str(),
+            "https://api.digitalocean.com"
+        );
         assert!(!c.endpoints.api_is_loopback());
         assert_eq!(
             c.endpoints.metadata.as_str(),
@@ -117,7 +144,7 @@ mod tests {
                 ("OCF_RESKEY_ip", "203.0.113.7"),
                 ("OCF_RESKEY_provider", "aws")
             ]),
-            "parameter 'provider': 'aws' is not supported (supported: digitalocean, hetzner)"
+            "parameter 'provider': 'aws' is not supported (supported: digitalocean, hetzner, exoscale)"
         );
         assert!(reason(&[
             ("OCF_RESKEY_ip", "2001:db8::5"),
@@ -134,7 +161,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.provider, ProviderKind::Hetzner);
-        assert_eq!(c.endpoints.api.as_str(), "https://api.hetzner.cloud");
+        assert_eq!(
+            c.endpoints.api.as_ref().unwrap().as_str(),
+            "https://api.hetzner.cloud"
+        );
         assert_eq!(
             c.endpoints.metadata.as_str(),
             "http://169.254.169.254/hetzner/v1/metadata"
@@ -145,7 +175,41 @@ mod tests {
             ("OCF_RESKEY_api_url", "http://127.0.0.1:8080"),
         ])
         .unwrap();
-        assert_eq!(c.endpoints.api.as_str(), "http://127.0.0.1:8080");
+        assert_eq!(
+            c.endpoints.api.as_ref().unwrap().as_str(),
+            "http://127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn exoscale_needs_a_key_and_builds_its_api_from_the_zone() {
+        let ip = ("OCF_RESKEY_ip", "203.0.113.7");
+        let exo = ("OCF_RESKEY_provider", "exoscale");
+        let e = settings(&[ip, exo]).unwrap_err();
+        assert_eq!(e.code, OcfCode::ErrConfigured);
+        assert_eq!(e.reason, "parameter 'api_key' is required but not set");
+        let key = ("OCF_RESKEY_api_key", "EXO0123456789abcdef");
+        let c = settings(&[ip, exo, key]).unwrap();
+        assert_eq!(c.provider, ProviderKind::Exoscale);
+        assert!(
+            c.endpoints.api.is_none(),
+            "the zone comes from the metadata"
+        );
+        assert_eq!(c.endpoints.api_key.as_deref(), Some("EXO0123456789abcdef"));
+        assert_eq!(
+            c.endpoints.metadata.as_str(),
+            "http://169.254.169.254/latest/meta-data"
+        );
+        let c = settings(&[ip, exo, key, ("OCF_RESKEY_zone", "de-fra-1")]).unwrap();
+        assert_eq!(
+            c.endpoints.api.as_ref().unwrap().as_str(),
+            "https://api-de-fra-1.exoscale.com"
+        );
+        let e = settings(&[ip, exo, key, ("OCF_RESKEY_zone", "evil.example/x")]).unwrap_err();
+        assert!(e.reason.starts_with("parameter 'zone': "), "{}", e.reason);
+        // Not used by the other providers.
+        let c = settings(&[ip, key]).unwrap();
+        assert!(c.endpoints.api_key.is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 mod common;
 
 use cloudha_tests::fakecloud::{Fault, FaultKind, Scope};
-use common::{cloud, hetzner, Cloud, A, B};
+use common::{cloud, exoscale, hetzner, Cloud, A, B};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -18,9 +18,11 @@ const TIMEOUT: Duration = Duration::from_millis(4000);
 const ACTIONS: [&str; 5] = ["start", "stop", "monitor", "probe", "validate-all"];
 
 /// A fault: how to inject it into a cloud whose node 0 may already have started, and the codes
-/// each provider owes for ACTIONS (None: a fault of the other cloud's API only). A monitor with
-/// a record reads DigitalOcean's metadata service, but Hetzner's API (its metadata cannot tell),
-/// so the same fault owes different codes.
+/// each provider owes for ACTIONS (None: a fault of the other clouds' APIs only). A monitor with
+/// a record reads DigitalOcean's metadata service, but Hetzner's and Exoscale's API (their
+/// metadata cannot tell), so the same fault owes different codes. Exoscale's changes are PUTs
+/// (attach, detach), and none of its paths reads one IP by address or number, so `other_ip`
+/// never fires there.
 struct Case {
     name: &'static str,
     /// Injected into the fake (after the fault-free start).
@@ -31,6 +33,7 @@ struct Case {
     vars: &'static [(&'static str, &'static str)],
     digitalocean: Option<[i32; 5]>,
     hetzner: Option<[i32; 5]>,
+    exoscale: Option<[i32; 5]>,
 }
 
 fn row(
@@ -38,6 +41,7 @@ fn row(
     faults: Vec<Fault>,
     digitalocean: Option<[i32; 5]>,
     hetzner: Option<[i32; 5]>,
+    exoscale: Option<[i32; 5]>,
 ) -> Case {
     Case {
         name,
@@ -46,6 +50,7 @@ fn row(
         vars: &[],
         digitalocean,
         hetzner,
+        exoscale,
     }
 }
 
@@ -89,16 +94,19 @@ fn cases() -> Vec<Case> {
             vec![],
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
+            Some([0, 0, 0, 0, 0]),
         ),
         row(
             "API 503 always",
             vec![Fault::status(api.clone(), 503)],
             Some([1, 0, 0, 0, 1]),
             Some([1, 0, 1, 1, 1]),
+            Some([1, 0, 1, 1, 1]),
         ),
         row(
             "API 500 twice",
             vec![Fault::status(api.clone(), 500).times(2)],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -107,10 +115,12 @@ fn cases() -> Vec<Case> {
             vec![Fault::reset(api.clone())],
             Some([1, 0, 0, 0, 1]),
             Some([1, 0, 1, 1, 1]),
+            Some([1, 0, 1, 1, 1]),
         ),
         row(
             "API resets twice",
             vec![Fault::reset(api.clone()).times(2)],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -119,16 +129,19 @@ fn cases() -> Vec<Case> {
             vec![Fault::hang(api.clone())],
             Some([1, 0, 0, 0, 1]),
             Some([1, 0, 1, 1, 1]),
+            Some([1, 0, 1, 1, 1]),
         ),
         row(
             "API down",
             vec![Fault::outage(api.clone())],
             Some([1, 0, 0, 0, 1]),
             Some([1, 0, 1, 1, 1]),
+            Some([1, 0, 1, 1, 1]),
         ),
         row(
             "API slow (150 ms a request)",
             vec![Fault::delay(api.clone(), Duration::from_millis(150))],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -137,10 +150,12 @@ fn cases() -> Vec<Case> {
             vec![Fault::garbled(api.clone())],
             Some([1, 0, 0, 0, 1]),
             Some([1, 0, 1, 1, 1]),
+            Some([1, 0, 1, 1, 1]),
         ),
         row(
             "API garbled twice",
             vec![Fault::garbled(api.clone()).times(2)],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -149,10 +164,12 @@ fn cases() -> Vec<Case> {
             vec![Fault::truncated(api.clone())],
             Some([1, 0, 0, 0, 1]),
             Some([1, 0, 1, 1, 1]),
+            Some([1, 0, 1, 1, 1]),
         ),
         row(
             "API truncated twice",
             vec![Fault::truncated(api.clone()).times(2)],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -161,10 +178,12 @@ fn cases() -> Vec<Case> {
             vec![Fault::proxy_status(api.clone(), 401)],
             Some([1, 0, 0, 0, 1]),
             Some([1, 0, 1, 1, 1]),
+            Some([1, 0, 1, 1, 1]),
         ),
         row(
             "proxy's HTML 401 twice",
             vec![Fault::proxy_status(api.clone(), 401).times(2)],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -173,10 +192,12 @@ fn cases() -> Vec<Case> {
             vec![Fault::proxy_status(api.clone(), 404)],
             Some([1, 0, 0, 0, 1]),
             Some([1, 0, 1, 1, 1]),
+            Some([1, 0, 1, 1, 1]),
         ),
         row(
             "proxy's HTML 404 twice",
             vec![Fault::proxy_status(api.clone(), 404).times(2)],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -185,16 +206,19 @@ fn cases() -> Vec<Case> {
             vec![Fault::proxy_status(md.clone(), 404)],
             Some([1, 0, 1, 1, 0]),
             Some([1, 0, 0, 0, 0]),
+            Some([1, 0, 0, 0, 0]),
         ),
         row(
             "API answers for another address",
             vec![Fault::other_ip()],
             Some([1, 0, 0, 0, 1]),
             Some([1, 0, 1, 1, 0]),
+            Some([0, 0, 0, 0, 0]),
         ),
         row(
             "API answers for another address twice",
             vec![Fault::other_ip().times(2)],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -203,11 +227,13 @@ fn cases() -> Vec<Case> {
             vec![Fault::rate_limited(1).times(1)],
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
+            Some([0, 0, 0, 0, 0]),
         ),
         row(
             "429 always, retry-after 60",
             vec![Fault::rate_limited(60)],
             Some([1, 0, 0, 0, 1]),
+            Some([1, 0, 1, 1, 1]),
             Some([1, 0, 1, 1, 1]),
         ),
         row(
@@ -215,37 +241,67 @@ fn cases() -> Vec<Case> {
             vec![Fault::status(api.clone(), 422).times(2).method("POST")],
             Some([0, 0, 0, 0, 0]),
             None,
+            None,
         ),
         row(
             "423 locked twice on assign",
             vec![Fault::status(api.clone(), 423).times(2).method("POST")],
             None,
             Some([0, 0, 0, 0, 0]),
+            None,
         ),
         row(
             "409 conflict twice on assign",
             vec![Fault::status(api.clone(), 409).times(2).method("POST")],
             None,
             Some([0, 0, 0, 0, 0]),
+            None,
         ),
         row(
             "409 conflict twice on reads",
             vec![Fault::status(api.clone(), 409).times(2).method("GET")],
             None,
             Some([0, 0, 0, 0, 0]),
+            Some([0, 0, 0, 0, 0]),
+        ),
+        row(
+            "423 locked twice on attach or detach",
+            vec![Fault::status(api.clone(), 423).times(2).method("PUT")],
+            None,
+            None,
+            Some([0, 0, 0, 0, 0]),
+        ),
+        row(
+            "409 conflict twice on attach or detach",
+            vec![Fault::status(api.clone(), 409).times(2).method("PUT")],
+            None,
+            None,
+            Some([0, 0, 0, 0, 0]),
+        ),
+        row(
+            "503 always on attach and detach",
+            vec![Fault::status(api.clone(), 503).method("PUT")],
+            None,
+            None,
+            Some([1, 0, 0, 0, 0]),
         ),
         row(
             "423 locked always on assign",
             vec![Fault::status(api.clone(), 423).method("POST")],
             None,
             Some([1, 0, 0, 0, 0]),
+            None,
         ),
         Case {
-            setup: |c| c.fake.revoke_token(common::TOKEN),
+            setup: |c| {
+                c.fake.revoke_token(common::TOKEN);
+                c.fake.revoke_api_key(common::EXO_KEY);
+            },
             ..row(
                 "token revoked (401)",
                 vec![],
                 Some([6, 0, 0, 0, 6]),
+                Some([6, 0, 6, 6, 6]),
                 Some([6, 0, 6, 6, 6]),
             )
         },
@@ -256,11 +312,13 @@ fn cases() -> Vec<Case> {
                 vec![],
                 Some([6, 0, 7, 7, 6]),
                 Some([6, 0, 7, 7, 6]),
+                Some([6, 0, 7, 7, 6]),
             )
         },
         row(
             "assign action errors",
             vec![Fault::action_errored().times(1)],
+            Some([1, 0, 0, 0, 0]),
             Some([1, 0, 0, 0, 0]),
             Some([1, 0, 0, 0, 0]),
         ),
@@ -271,6 +329,7 @@ fn cases() -> Vec<Case> {
                 vec![],
                 Some([1, 0, 0, 0, 0]),
                 Some([1, 0, 0, 0, 0]),
+                Some([1, 0, 0, 0, 0]),
             )
         },
         row(
@@ -278,10 +337,12 @@ fn cases() -> Vec<Case> {
             vec![Fault::outage(md.clone())],
             Some([1, 0, 1, 1, 0]),
             Some([1, 0, 0, 0, 0]),
+            Some([1, 0, 0, 0, 0]),
         ),
         row(
             "metadata 500 twice",
             vec![Fault::status(md.clone(), 500).times(2)],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -290,16 +351,19 @@ fn cases() -> Vec<Case> {
             vec![Fault::hang(md.clone())],
             Some([1, 0, 1, 1, 0]),
             Some([1, 0, 0, 0, 0]),
+            Some([1, 0, 0, 0, 0]),
         ),
         row(
             "metadata garbled (HTML 200)",
             vec![Fault::garbled(md.clone())],
             Some([1, 0, 1, 1, 0]),
             Some([1, 0, 0, 0, 0]),
+            Some([1, 0, 0, 0, 0]),
         ),
         row(
             "metadata garbled twice",
             vec![Fault::garbled(md.clone()).times(2)],
+            Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
             Some([0, 0, 0, 0, 0]),
         ),
@@ -308,14 +372,22 @@ fn cases() -> Vec<Case> {
             vec![Fault::truncated(md.clone())],
             Some([1, 0, 1, 1, 0]),
             Some([1, 0, 0, 0, 0]),
+            Some([1, 0, 0, 0, 0]),
         ),
         Case {
             setup: |c| c.fake.set_metadata_lag(Duration::from_secs(30)),
-            ..row("metadata lags 30 s", vec![], Some([0, 0, 0, 0, 0]), None)
+            ..row(
+                "metadata lags 30 s",
+                vec![],
+                Some([0, 0, 0, 0, 0]),
+                None,
+                None,
+            )
         },
         row(
             "everything down",
             vec![Fault::outage(Scope::All)],
+            Some([1, 0, 1, 1, 1]),
             Some([1, 0, 1, 1, 1]),
             Some([1, 0, 1, 1, 1]),
         ),
@@ -377,7 +449,11 @@ fn run_case(
 
 #[test]
 fn every_fault_kind_has_a_row() {
-    for owed in [|c: &Case| c.digitalocean, |c: &Case| c.hetzner] {
+    for owed in [
+        |c: &Case| c.digitalocean,
+        |c: &Case| c.hetzner,
+        |c: &Case| c.exoscale,
+    ] {
         let covered: BTreeSet<&str> = cases()
             .iter()
             .filter(|c| owed(c).is_some())
@@ -399,6 +475,12 @@ fn fault_matrix() {
 #[test]
 fn fault_matrix_hetzner() {
     run_matrix(hetzner, false, |c| c.hetzner);
+}
+
+#[test]
+fn fault_matrix_exoscale() {
+    // Exoscale's 429 carries `retry_after` in its body: honoured as DigitalOcean's header is.
+    run_matrix(exoscale, true, |c| c.exoscale);
 }
 
 fn run_matrix(

@@ -43,7 +43,10 @@ pub struct DigitalOcean {
 impl DigitalOcean {
     pub fn new(endpoints: &Endpoints, token: Option<Secret>) -> DigitalOcean {
         DigitalOcean {
-            api: token.map(|t| ApiClient::new(&endpoints.api, t, endpoints.api_is_loopback())),
+            api: token.and_then(|t| {
+                let api = endpoints.api.as_ref()?;
+                Some(ApiClient::new(api, t, endpoints.api_is_loopback()))
+            }),
             metadata: MetadataService::new(endpoints.metadata.as_str()),
         }
     }
@@ -136,6 +139,7 @@ fn parse_holding(body: &Value, asked: IpAddr) -> Option<IpHolding> {
         id: IpId(asked.to_string()),
         holder,
         locked,
+        also: Vec::new(),
     })
 }
 
@@ -336,7 +340,8 @@ mod tests {
             IpHolding {
                 id: IpId("203.0.113.7".into()),
                 holder: None,
-                locked: false
+                locked: false,
+                also: Vec::new()
             }
         );
         assert!(parse_holding(&json!({"reserved_ip": {"ip": "x"}}), ip).is_none());

@@ -1,15 +1,19 @@
 //! Exoscale elastic IPs: the v2 API's `elastic-ip`, `instance` and `operation` calls and the
-//! instance metadata service, as shared/docs/clouds.md describes them.
+//! instance metadata service, as shared/docs/clouds.md describes them. Requests are signed
+//! (`EXO2-HMAC-SHA256`, in `api`) with the API key and its secret. The API is per zone: the
+//! zone is the `zone` parameter, else the metadata service's `availability-zone`.
 //!
-//! NOT WIRED IN YET: `provider=exoscale` is not accepted. This module holds the parts that do
-//! not depend on the provider boundary's change (an elastic IP may have several holders, and a
-//! failover is "attach here, then detach every other holder", which one `holder` and one
-//! `assign` do not express): the endpoints, the address check, the reading of Exoscale's
-//! answers (errors, operations, elastic IPs, instances) and the mapping of faults, each tested.
+//! An elastic IP may be attached to several instances at once, and an attach does not detach
+//! the others: `assign` attaches here, and the agent then `release`s (detaches) every other
+//! holder. Who holds it is known from the instances (`GET /v2/instance`, each with its
+//! `elastic-ips`); a monitor reads the one instance it started on (`GET /v2/instance/{id}`).
 
-use super::{ActionId, ActionState, Fault, IpId, ServerId};
-use crate::api::Answer;
+use super::{ActionId, ActionState, Endpoints, Fault, IpHolding, IpId, Provider, ServerId};
+use crate::api::{Answer, ApiClient};
+use cloudha_common::http::MetadataService;
+use cloudha_common::{Deadline, HttpUrl, Secret};
 use serde_json::Value;
+use std::cell::OnceCell;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -78,9 +82,10 @@ fn is_api_error(body: &Value) -> bool {
     body.is_object() && error_words(body).is_some()
 }
 
-/// An answer other than 2xx, as a fault. 401 and 403 are the API refusing the key or its
-/// signature (6) only with an error body in Exoscale's shapes; from anything else, transient.
-/// 409 and 423 on a change are waits (`Busy`); 429 waits the body's `retry_after` when given.
+/// An answer other than 2xx, as a fault. Only an answer with an error body in Exoscale's
+/// shapes is the API's word: a 4xx without one (a proxy's page) is transient. 401 and 403 are
+/// the API refusing the key or its signature (6). 409 and 423 on a change are waits (`Busy`);
+/// 429 waits the body's `retry_after` when given.
 pub fn fault(answer: &Answer, what: &str) -> Fault {
     let said = error_words(&answer.body)
         .map(|m| format!(": {m}"))
@@ -90,7 +95,7 @@ pub fn fault(answer: &Answer, what: &str) -> Fault {
         401 | 403 if is_api_error(&answer.body) => Fault::TokenRejected(format!(
             "(HTTP {status}{said}; {what}): check api_key and the secret (api_token)"
         )),
-        401 | 403 => Fault::Transient(format!(
+        400..=499 if status != 429 && !is_api_error(&answer.body) => Fault::Transient(format!(
             "{what}: HTTP {status} without the API's error body (a proxy in the way?){said}"
         )),
         409 | 423 => Fault::Busy(format!("{what}: HTTP {status}{said}")),
@@ -201,6 +206,251 @@ pub fn holders(listing: &Value, id: &IpId, what: &str) -> Result<Vec<ServerId>, 
     Ok(found)
 }
 
+pub struct Exoscale {
+    /// The API (built on first use when it depends on the zone in the metadata).
+    api: OnceCell<ApiClient>,
+    /// The configured API (`api_url`, or the `zone` parameter's), if any.
+    base: Option<HttpUrl>,
+    key: Option<String>,
+    secret: Option<Secret>,
+    metadata: MetadataService,
+}
+
+impl Exoscale {
+    pub fn new(endpoints: &Endpoints, secret: Option<Secret>) -> Exoscale {
+        Exoscale {
+            api: OnceCell::new(),
+            base: endpoints.api.clone(),
+            key: endpoints.api_key.clone(),
+            secret,
+            metadata: MetadataService::new(endpoints.metadata.as_str()),
+        }
+    }
+
+    /// The signed API client: of the configured URL, else of this instance's zone (one
+    /// metadata read, once).
+    fn api(&self, deadline: &Deadline) -> Result<&ApiClient, Fault> {
+        if let Some(api) = self.api.get() {
+            return Ok(api);
+        }
+        let (Some(key), Some(secret)) = (&self.key, &self.secret) else {
+            return Err(Fault::Refused(
+                "no API key and secret available for this call".into(),
+            ));
+        };
+        let base = match &self.base {
+            Some(base) => base.clone(),
+            None => {
+                let zone = self.metadata_leaf("availability-zone", deadline)?;
+                let url = api_url(&zone).map_err(|why| {
+                    Fault::Transient(format!(
+                        "metadata service {}: {why}",
+                        self.metadata.url("availability-zone")
+                    ))
+                })?;
+                HttpUrl::parse(&url).map_err(|why| Fault::Refused(format!("{url} {why}")))?
+            }
+        };
+        let loopback = !base.is_https();
+        let client = ApiClient::signed(&base, key.clone(), secret.clone(), loopback);
+        Ok(self.api.get_or_init(|| client))
+    }
+
+    fn metadata_leaf(&self, leaf: &str, deadline: &Deadline) -> Result<String, Fault> {
+        let url = || self.metadata.url(leaf);
+        match self
+            .metadata
+            .get(leaf, deadline)
+            .map_err(|e| Fault::Transient(e.to_string()))?
+        {
+            Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            Some(_) => Err(Fault::Transient(format!(
+                "metadata service {}: empty answer",
+                url()
+            ))),
+            None => Err(Fault::Transient(format!(
+                "metadata service {}: not found (HTTP 404)",
+                url()
+            ))),
+        }
+    }
+
+    /// A read: 200's body, or the fault.
+    fn get(&self, path: &str, what: &str, deadline: &Deadline) -> Result<Value, Fault> {
+        let answer = self.api(deadline)?.get(path, deadline)?;
+        match answer.status {
+            200 => Ok(answer.body),
+            _ => Err(read_fault(&answer, what)),
+        }
+    }
+
+    /// Every holder of the elastic IP `id`: one `GET /v2/instance`.
+    fn holders_of(&self, id: &IpId, d: &Deadline) -> Result<IpHolding, Fault> {
+        let what = "GET /v2/instance";
+        let body = self.get("/v2/instance", what, d)?;
+        let mut all = holders(&body, id, what)?.into_iter();
+        Ok(IpHolding {
+            id: id.clone(),
+            holder: all.next(),
+            also: all.collect(),
+            locked: false,
+        })
+    }
+
+    /// `PUT /v2/elastic-ip/{id}:<command>` for `server`: the operation started.
+    fn change(
+        &self,
+        found: &IpHolding,
+        ip: IpAddr,
+        command: &str,
+        server: &ServerId,
+        deadline: &Deadline,
+    ) -> Result<(ActionId, ActionState), Fault> {
+        let what = format!(
+            "{command} {ip} (elastic IP {}) to instance {server}",
+            found.id
+        );
+        if !is_uuid(&found.id.0) || !is_uuid(&server.0) {
+            return Err(Fault::Refused(format!("{what}: an id is not a UUID")));
+        }
+        let body = serde_json::json!({"instance": {"id": server.0}});
+        let answer = self.api(deadline)?.put(
+            &format!("/v2/elastic-ip/{}:{command}", found.id),
+            &body,
+            deadline,
+        )?;
+        match answer.status {
+            200 | 202 => operation(&answer.body, &what),
+            _ => Err(fault(&answer, &what)),
+        }
+    }
+}
+
+impl Provider for Exoscale {
+    fn server_word(&self) -> &'static str {
+        "instance"
+    }
+
+    fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault> {
+        let id = self.metadata_leaf("instance-id", deadline)?;
+        if is_uuid(&id) {
+            Ok(ServerId(id))
+        } else {
+            Err(Fault::Transient(format!(
+                "metadata service {}: the instance id is not a UUID",
+                self.metadata.url("instance-id")
+            )))
+        }
+    }
+
+    /// Exoscale's metadata service does not list elastic IPs: it cannot tell.
+    fn holds_locally(&self, _: IpAddr, _: &Deadline) -> Result<Option<bool>, Fault> {
+        Ok(None)
+    }
+
+    /// Without the id: `GET /v2/elastic-ip` (matching `ip`), then the holders. With it: the
+    /// holders only (one `GET /v2/instance`).
+    fn holding(
+        &self,
+        ip: IpAddr,
+        id: Option<&IpId>,
+        deadline: &Deadline,
+    ) -> Result<IpHolding, Fault> {
+        let id = match id {
+            Some(id) => id.clone(),
+            None => {
+                let what = "GET /v2/elastic-ip";
+                let body = self.get("/v2/elastic-ip", what, deadline)?;
+                find_ip(&body, ip, what)?.ok_or_else(|| {
+                    Fault::IpUnknown(format!(
+                        "{ip} is not an elastic IP of this account in this zone (GET /v2/elastic-ip)"
+                    ))
+                })?
+            }
+        };
+        self.holders_of(&id, deadline)
+    }
+
+    fn assign(
+        &self,
+        found: &IpHolding,
+        ip: IpAddr,
+        server: &ServerId,
+        deadline: &Deadline,
+    ) -> Result<(ActionId, ActionState), Fault> {
+        self.change(found, ip, "attach", server, deadline)
+    }
+
+    fn action_state(
+        &self,
+        ip: IpAddr,
+        action: &ActionId,
+        deadline: &Deadline,
+    ) -> Result<ActionState, Fault> {
+        let what = format!("GET /v2/operation/{action} ({ip})");
+        if !is_uuid(&action.0) {
+            return Err(Fault::Refused(format!("{what}: not a UUID")));
+        }
+        let answer = self
+            .api(deadline)?
+            .get(&format!("/v2/operation/{action}"), deadline)?;
+        match answer.status {
+            200 => match operation(&answer.body, &what)? {
+                (id, state) if id == *action => Ok(state),
+                (id, _) => Err(Fault::Transient(format!(
+                    "{what}: garbled answer (about operation {id})"
+                ))),
+            },
+            // The operation exists (we started it): a 404 here is the API catching up.
+            404 => Err(Fault::Transient(format!("{what}: HTTP 404"))),
+            _ => Err(read_fault(&answer, &what)),
+        }
+    }
+
+    fn assign_keeps_others(&self) -> bool {
+        true
+    }
+
+    fn release(
+        &self,
+        found: &IpHolding,
+        ip: IpAddr,
+        server: &ServerId,
+        deadline: &Deadline,
+    ) -> Result<(ActionId, ActionState), Fault> {
+        self.change(found, ip, "detach", server, deadline)
+    }
+
+    /// One `GET /v2/instance/{server}`: whether its `elastic-ips` hold the IP's id.
+    fn holds(
+        &self,
+        ip: IpAddr,
+        id: Option<&IpId>,
+        server: &ServerId,
+        deadline: &Deadline,
+    ) -> Result<IpHolding, Fault> {
+        let Some(id) = id else {
+            return self.holding(ip, None, deadline);
+        };
+        let what = format!("GET /v2/instance/{server}");
+        if !is_uuid(&server.0) {
+            return Err(Fault::Refused(format!("{what}: not a UUID")));
+        }
+        let body = self.get(&format!("/v2/instance/{server}"), &what, deadline)?;
+        match instance_holds(&body, id) {
+            Some((who, held)) if who == *server => Ok(IpHolding {
+                id: id.clone(),
+                holder: held.then(|| server.clone()),
+                also: Vec::new(),
+                locked: false,
+            }),
+            _ => Err(Fault::Transient(format!(
+                "{what}: garbled answer (not that instance)"
+            ))),
+        }
+    }
+}
+
 /// A UUID as Exoscale writes them (8-4-4-4-12 hexadecimal digits): ids go into paths.
 pub fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
@@ -303,6 +553,10 @@ mod tests {
             fault(&answer(400, json!({"message": "m"})), "x"),
             Fault::Refused(_)
         ));
+        // A proxy's page is not the API's word.
+        for status in [400, 404, 405] {
+            assert!(fault(&answer(status, Value::Null), "x").is_transient());
+        }
     }
 
     #[test]

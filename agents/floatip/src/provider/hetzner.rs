@@ -52,7 +52,10 @@ pub struct Hetzner {
 impl Hetzner {
     pub fn new(endpoints: &Endpoints, token: Option<Secret>) -> Hetzner {
         Hetzner {
-            api: token.map(|t| ApiClient::new(&endpoints.api, t, endpoints.api_is_loopback())),
+            api: token.and_then(|t| {
+                let api = endpoints.api.as_ref()?;
+                Some(ApiClient::new(api, t, endpoints.api_is_loopback()))
+            }),
             metadata: MetadataService::new(endpoints.metadata.as_str()),
         }
     }
@@ -190,6 +193,7 @@ fn parse_ip(f: &Value, asked: IpAddr) -> Option<Option<IpHolding>> {
             id: IpId(id.to_string()),
             holder,
             locked: false,
+            also: Vec::new(),
         }),
         _ => None,
     })
@@ -365,7 +369,8 @@ mod tests {
             Some(Some(IpHolding {
                 id: IpId("4711".into()),
                 holder: Some(ServerId("42".into())),
-                locked: false
+                locked: false,
+                also: Vec::new()
             }))
         );
         let free = json!({"id": 4711, "ip": "203.0.113.7", "server": null});

@@ -6,9 +6,6 @@
 //! its section in docs/floatip.md.
 
 pub mod digitalocean;
-// Exoscale's parts that do not need the boundary's change yet (several holders; attach then
-// detach): not connected, `provider=exoscale` is not accepted. Only its tests use it so far.
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod exoscale;
 pub mod hetzner;
 
@@ -47,6 +44,9 @@ pub struct IpHolding {
     pub id: IpId,
     /// The server it points at, if any.
     pub holder: Option<ServerId>,
+    /// Further holders (Exoscale: an elastic IP may be attached to several instances at once;
+    /// empty at the other clouds).
+    pub also: Vec<ServerId>,
     /// The IP object itself says an action is pending on it (DigitalOcean's `locked`): a new
     /// one would be refused. Clouds without such a flag say false and refuse with `Fault::Busy`.
     pub locked: bool,
@@ -79,6 +79,22 @@ pub fn action_in(
 /// follows it: opaque to the agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActionId(pub String);
+
+impl IpHolding {
+    /// Every holder, `holder` first.
+    pub fn holders(&self) -> Vec<ServerId> {
+        self.holder
+            .iter()
+            .chain(self.also.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `server` is one of its holders.
+    pub fn held_by(&self, server: &ServerId) -> bool {
+        self.holder.as_ref() == Some(server) || self.also.contains(server)
+    }
+}
 
 impl fmt::Display for ActionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,17 +152,20 @@ impl fmt::Display for Fault {
     }
 }
 
-/// Where a provider finds its API and metadata service.
+/// Where a provider finds its API and metadata service, and what else names the account.
 #[derive(Clone, Debug)]
 pub struct Endpoints {
-    pub api: HttpUrl,
+    /// None only where the provider builds it (Exoscale: from the zone in the metadata).
+    pub api: Option<HttpUrl>,
     pub metadata: HttpUrl,
+    /// Exoscale: the API key (`EXO...`), which the secret signs for.
+    pub api_key: Option<String>,
 }
 
 impl Endpoints {
     /// A plain-HTTP API, which settings accept only on loopback (tests): no proxy, no TLS.
     pub fn api_is_loopback(&self) -> bool {
-        !self.api.is_https()
+        self.api.as_ref().is_some_and(|a| !a.is_https())
     }
 }
 
@@ -180,13 +199,46 @@ pub trait Provider {
         server: &ServerId,
         deadline: &Deadline,
     ) -> Result<(ActionId, ActionState), Fault>;
-    /// Whether the work started by `assign` is done.
+    /// Whether the work started by `assign` (or `release`) is done.
     fn action_state(
         &self,
         addr: IpAddr,
         action: &ActionId,
         deadline: &Deadline,
     ) -> Result<ActionState, Fault>;
+
+    /// Whether `assign` adds `server` to the holders and leaves the others (Exoscale's attach):
+    /// the agent must then `release` every other holder. False: `assign` moves the IP.
+    fn assign_keeps_others(&self) -> bool {
+        false
+    }
+
+    /// Take `server` off the holders of `ip` (Exoscale's detach), `ip` as `holding` found it.
+    /// Only called where `assign_keeps_others`.
+    fn release(
+        &self,
+        _ip: &IpHolding,
+        addr: IpAddr,
+        _server: &ServerId,
+        _deadline: &Deadline,
+    ) -> Result<(ActionId, ActionState), Fault> {
+        Err(Fault::Refused(format!(
+            "{addr}: this cloud moves an IP in one action; there is nothing to release"
+        )))
+    }
+
+    /// A monitor's one API read, telling whether `server` holds `ip` (`id` from the start
+    /// record). Where `assign_keeps_others`, only whether `server` is one of the holders is
+    /// known (`holder` is `server` or None). Default: `holding` with the id (one read of the IP).
+    fn holds(
+        &self,
+        ip: IpAddr,
+        id: Option<&IpId>,
+        _server: &ServerId,
+        deadline: &Deadline,
+    ) -> Result<IpHolding, Fault> {
+        self.holding(ip, id, deadline)
+    }
 }
 
 /// The clouds this agent speaks to (the `provider` parameter).
@@ -194,6 +246,7 @@ pub trait Provider {
 pub enum ProviderKind {
     DigitalOcean,
     Hetzner,
+    Exoscale,
 }
 
 impl ParamValue for ProviderKind {
@@ -208,6 +261,7 @@ impl ParamValue for ProviderKind {
             &[
                 ("digitalocean", ProviderKind::DigitalOcean),
                 ("hetzner", ProviderKind::Hetzner),
+                ("exoscale", ProviderKind::Exoscale),
             ],
         )
     }
@@ -219,6 +273,7 @@ impl ProviderKind {
         match self {
             ProviderKind::DigitalOcean => "digitalocean",
             ProviderKind::Hetzner => "hetzner",
+            ProviderKind::Exoscale => "exoscale",
         }
     }
 
@@ -228,25 +283,30 @@ impl ProviderKind {
         match self {
             ProviderKind::DigitalOcean => digitalocean::check_address(ip),
             ProviderKind::Hetzner => hetzner::check_address(ip),
+            ProviderKind::Exoscale => exoscale::check_address(ip),
         }
     }
 
     /// The cloud's own API and metadata service, used when `api_url` or `metadata_url` is not
-    /// set (declared by each provider; a unit test parses them).
-    pub fn default_endpoints(self) -> (&'static str, &'static str) {
+    /// set (declared by each provider; a unit test parses them). No API URL: it depends on the
+    /// zone (Exoscale), which the provider builds.
+    pub fn default_endpoints(self) -> (Option<&'static str>, &'static str) {
         match self {
-            ProviderKind::DigitalOcean => (digitalocean::API_URL, digitalocean::METADATA_URL),
-            ProviderKind::Hetzner => (hetzner::API_URL, hetzner::METADATA_URL),
+            ProviderKind::DigitalOcean => (Some(digitalocean::API_URL), digitalocean::METADATA_URL),
+            ProviderKind::Hetzner => (Some(hetzner::API_URL), hetzner::METADATA_URL),
+            ProviderKind::Exoscale => (None, exoscale::METADATA_URL),
         }
     }
 
-    /// The provider itself. `token` may be None for calls that need only the metadata service.
+    /// The provider itself. `token` (Exoscale: the API secret) may be None for calls that need
+    /// only the metadata service.
     pub fn connect(self, endpoints: &Endpoints, token: Option<Secret>) -> Box<dyn Provider> {
         match self {
             ProviderKind::DigitalOcean => {
                 Box::new(digitalocean::DigitalOcean::new(endpoints, token))
             }
             ProviderKind::Hetzner => Box::new(hetzner::Hetzner::new(endpoints, token)),
+            ProviderKind::Exoscale => Box::new(exoscale::Exoscale::new(endpoints, token)),
         }
     }
 }
@@ -263,10 +323,14 @@ mod tests {
 
     #[test]
     fn every_providers_defaults_parse() {
-        for kind in [ProviderKind::DigitalOcean, ProviderKind::Hetzner] {
+        for kind in [
+            ProviderKind::DigitalOcean,
+            ProviderKind::Hetzner,
+            ProviderKind::Exoscale,
+        ] {
             let (api, metadata) = kind.default_endpoints();
-            let api = HttpUrl::parse(api).unwrap();
-            assert!(api.is_https(), "{kind:?}");
+            let api = api.map_or_else(|| exoscale::api_url("ch-gva-2").unwrap(), str::to_string);
+            assert!(HttpUrl::parse(&api).unwrap().is_https(), "{kind:?}");
             HttpUrl::parse(metadata).unwrap();
         }
     }

@@ -7,6 +7,8 @@ use cloudha_tests::{agent_bin, run_agent, AgentRun};
 use std::path::PathBuf;
 
 pub const TOKEN: &str = "dop_v1_cloudhatest_5f1e2d3c4b5a69788796a5b4c3d2e1f0";
+/// The Exoscale API key whose secret is `TOKEN`.
+pub const EXO_KEY: &str = "EXO0cloudhatest0123456789abc";
 pub const IP: &str = "203.0.113.10";
 /// Droplet ids of the nodes.
 pub const A: u64 = 3_160_001;
@@ -35,6 +37,23 @@ pub fn cloud(holder: Option<u64>, ids: &[u64]) -> Cloud {
 /// `holder`, and servers `ids` as nodes, whose agents say `provider=hetzner`.
 pub fn hetzner(holder: Option<u64>, ids: &[u64]) -> Cloud {
     nodes_of(FakeCloud::start_hetzner(), Some("hetzner"), holder, ids)
+}
+
+/// A fake Exoscale account (zone ch-gva-2) with the key and its secret (`TOKEN`), `IP` held by
+/// `holder`, and instances `ids` as nodes, whose agents say `provider=exoscale`.
+pub fn exoscale(holder: Option<u64>, ids: &[u64]) -> Cloud {
+    let fake = FakeCloud::start_exoscale();
+    fake.add_api_key(EXO_KEY, TOKEN);
+    let c = nodes_of(fake, Some("exoscale"), None, ids);
+    // `add_ip` put it in DigitalOcean's region: Exoscale's lives in the zone.
+    c.fake
+        .add_ip_in(IP, cloudha_tests::fakecloud::exoscale::ZONE, holder);
+    c
+}
+
+/// The UUID of instance `n` (Exoscale).
+pub fn uuid(n: u64) -> String {
+    cloudha_tests::fakecloud::exoscale::instance_uuid(n)
 }
 
 fn nodes_of(
@@ -76,6 +95,9 @@ impl Cloud {
         ];
         if let Some(p) = self.provider {
             env.push(("OCF_RESKEY_provider".into(), p.into()));
+        }
+        if self.provider == Some("exoscale") {
+            env.push(("OCF_RESKEY_api_key".into(), EXO_KEY.into()));
         }
         env
     }
