@@ -216,23 +216,7 @@ impl ApiClient {
         body: &serde_json::Value,
         deadline: &Deadline,
     ) -> Result<Answer, ApiError> {
-        let budget = self.budget(deadline)?;
-        let url = self.url(path);
-        let body = body.to_string();
-        let resp = self
-            .agent
-            .post(&url)
-            .config()
-            .timeout_global(Some(budget))
-            .build()
-            .header(
-                "Authorization",
-                self.auth.header("POST", path, body.as_bytes()),
-            )
-            .header("Accept", "application/json")
-            .header("Content-Type", "application/json")
-            .send(body);
-        self.read(&url, resp)
+        self.send("POST", path, body, deadline)
     }
 
     pub fn put(
@@ -241,18 +225,31 @@ impl ApiClient {
         body: &serde_json::Value,
         deadline: &Deadline,
     ) -> Result<Answer, ApiError> {
+        self.send("PUT", path, body, deadline)
+    }
+
+    /// A request with a JSON body, signed or not as the API wants.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+        deadline: &Deadline,
+    ) -> Result<Answer, ApiError> {
         let budget = self.budget(deadline)?;
         let url = self.url(path);
         let body = body.to_string();
-        let resp = self
-            .agent
-            .put(&url)
+        let request = match method {
+            "PUT" => self.agent.put(&url),
+            _ => self.agent.post(&url),
+        };
+        let resp = request
             .config()
             .timeout_global(Some(budget))
             .build()
             .header(
                 "Authorization",
-                self.auth.header("PUT", path, body.as_bytes()),
+                self.auth.header(method, path, body.as_bytes()),
             )
             .header("Accept", "application/json")
             .header("Content-Type", "application/json")

@@ -15,24 +15,11 @@ pub const METADATA_URL: &str = DEFAULT_METADATA_URL;
 
 /// Reserved IPs are IPv4 here (the v2 `reserved_ips` calls).
 pub fn check_address(ip: IpAddr) -> Result<(), String> {
-    match ip {
-        IpAddr::V4(v4)
-            if !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()) =>
-        {
-            Ok(())
-        }
-        IpAddr::V4(_) => Err(
-            "is not a public address: DigitalOcean reserved IPs are public IPv4 addresses".into(),
-        ),
-        IpAddr::V6(_) => {
-            Err("is an IPv6 address: DigitalOcean reserved IPs are IPv4 addresses".into())
-        }
-    }
+    super::public_ipv4(
+        ip,
+        "is not a public address: DigitalOcean reserved IPs are public IPv4 addresses",
+        "is an IPv6 address: DigitalOcean reserved IPs are IPv4 addresses",
+    )
 }
 
 pub struct DigitalOcean {

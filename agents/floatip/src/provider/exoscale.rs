@@ -43,22 +43,11 @@ pub fn api_url(zone: &str) -> Result<String, String> {
 
 /// Public IPv4 elastic IPs (configured as a /32 on `lo` of every node: anchorip).
 pub fn check_address(ip: IpAddr) -> Result<(), String> {
-    match ip {
-        IpAddr::V4(v4)
-            if !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()) =>
-        {
-            Ok(())
-        }
-        IpAddr::V4(_) => {
-            Err("is not a public address: Exoscale elastic IPs are public addresses".into())
-        }
-        IpAddr::V6(_) => Err("is an IPv6 address: this agent floats IPv4 elastic IPs".into()),
-    }
+    super::public_ipv4(
+        ip,
+        "is not a public address: Exoscale elastic IPs are public addresses",
+        "is an IPv6 address: this agent floats IPv4 elastic IPs",
+    )
 }
 
 /// What an error body says: JSON with one of `message`, `error`, `title`, `detail`, or

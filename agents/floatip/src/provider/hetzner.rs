@@ -24,24 +24,11 @@ const MAX_PAGES: u32 = 200;
 /// Floating IPv4 addresses (an IPv6 floating IP is a /64 network, which this agent does not
 /// float).
 pub fn check_address(ip: IpAddr) -> Result<(), String> {
-    match ip {
-        IpAddr::V4(v4)
-            if !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()) =>
-        {
-            Ok(())
-        }
-        IpAddr::V4(_) => Err(
-            "is not a public address: Hetzner floating IPs are public IPv4 addresses".into(),
-        ),
-        IpAddr::V6(_) => Err(
-            "is an IPv6 address: Hetzner floating IPv6 are /64 networks, which this agent does not float; use an IPv4 floating IP".into(),
-        ),
-    }
+    super::public_ipv4(
+        ip,
+        "is not a public address: Hetzner floating IPs are public IPv4 addresses",
+        "is an IPv6 address: Hetzner floating IPv6 are /64 networks, which this agent does not float; use an IPv4 floating IP",
+    )
 }
 
 pub struct Hetzner {

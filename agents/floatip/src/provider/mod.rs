@@ -52,6 +52,25 @@ pub struct IpHolding {
     pub locked: bool,
 }
 
+/// A public IPv4 address, as every cloud here floats: `private` and `v6` complete the sentence
+/// "parameter 'ip': '...' " when it is not one (each cloud says what it offers).
+pub fn public_ipv4(ip: IpAddr, private: &str, v6: &str) -> Result<(), String> {
+    match ip {
+        IpAddr::V4(v4)
+            if !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()) =>
+        {
+            Ok(())
+        }
+        IpAddr::V4(_) => Err(private.into()),
+        IpAddr::V6(_) => Err(v6.into()),
+    }
+}
+
 /// `{"action": {"id": N, "status": "..."}}`, the envelope both DigitalOcean and Hetzner answer
 /// an action in; `states` names the cloud's words for running, done and failed.
 pub fn action_in(
