@@ -30,18 +30,13 @@ pub struct DigitalOcean {
 impl DigitalOcean {
     pub fn new(endpoints: &Endpoints, token: Option<Secret>) -> DigitalOcean {
         DigitalOcean {
-            api: token.and_then(|t| {
-                let api = endpoints.api.as_ref()?;
-                Some(ApiClient::new(api, t, endpoints.api_is_loopback()))
-            }),
+            api: endpoints.bearer_client(token),
             metadata: MetadataService::new(endpoints.metadata.as_str()),
         }
     }
 
     fn api(&self) -> Result<&ApiClient, Fault> {
-        self.api
-            .as_ref()
-            .ok_or_else(|| Fault::Refused("no API token available for this call".into()))
+        super::need_api(&self.api)
     }
 
     fn metadata(&self, path: &str, deadline: &Deadline) -> Result<Option<String>, Fault> {
@@ -76,12 +71,7 @@ impl DigitalOcean {
             422 => Fault::Busy(format!(
                 "{what}: an action is pending on {ip} (HTTP 422{said})"
             )),
-            429 => Fault::RateLimited {
-                wait: answer.rate_limit_wait(),
-                detail: format!("{what}: rate limited (HTTP 429{said})"),
-            },
-            500..=599 => Fault::Transient(format!("{what}: HTTP {status}{said}")),
-            _ => Fault::Refused(format!("{what}: HTTP {status}{said}")),
+            _ => super::http_fault(answer, what, &said),
         }
     }
 

@@ -98,8 +98,7 @@ pub fn fault(answer: &Answer, what: &str) -> Fault {
             }),
             detail: format!("{what}: rate limited (HTTP 429{said})"),
         },
-        500..=599 => Fault::Transient(format!("{what}: HTTP {status}{said}")),
-        _ => Fault::Refused(format!("{what}: HTTP {status}{said}")),
+        _ => super::http_fault(answer, what, &said),
     }
 }
 

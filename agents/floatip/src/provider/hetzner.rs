@@ -39,18 +39,13 @@ pub struct Hetzner {
 impl Hetzner {
     pub fn new(endpoints: &Endpoints, token: Option<Secret>) -> Hetzner {
         Hetzner {
-            api: token.and_then(|t| {
-                let api = endpoints.api.as_ref()?;
-                Some(ApiClient::new(api, t, endpoints.api_is_loopback()))
-            }),
+            api: endpoints.bearer_client(token),
             metadata: MetadataService::new(endpoints.metadata.as_str()),
         }
     }
 
     fn api(&self) -> Result<&ApiClient, Fault> {
-        self.api
-            .as_ref()
-            .ok_or_else(|| Fault::Refused("no API token available for this call".into()))
+        super::need_api(&self.api)
     }
 
     /// An answer other than 2xx, as a fault. A 401 or a 404 is the API's verdict on the token
@@ -84,12 +79,7 @@ impl Hetzner {
             409 | 423 => Fault::Busy(format!(
                 "{what}: another action runs on {ip} (HTTP {status}{said})"
             )),
-            429 => Fault::RateLimited {
-                wait: answer.rate_limit_wait(),
-                detail: format!("{what}: rate limited (HTTP 429{said})"),
-            },
-            500..=599 => Fault::Transient(format!("{what}: HTTP {status}{said}")),
-            _ => Fault::Refused(format!("{what}: HTTP {status}{said}")),
+            _ => super::http_fault(answer, what, &said),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod digitalocean;
 pub mod exoscale;
 pub mod hetzner;
 
+use crate::api::{Answer, ApiClient};
 use cloudha_common::values::choice;
 use cloudha_common::{Deadline, HttpUrl, ParamKind, ParamValue, Secret};
 use std::fmt;
@@ -185,6 +186,33 @@ impl Endpoints {
     /// A plain-HTTP API, which settings accept only on loopback (tests): no proxy, no TLS.
     pub fn api_is_loopback(&self) -> bool {
         self.api.as_ref().is_some_and(|a| !a.is_https())
+    }
+
+    /// A client of the API with a Bearer token, when there are both a token and an API URL.
+    pub fn bearer_client(&self, token: Option<Secret>) -> Option<ApiClient> {
+        let api = self.api.as_ref()?;
+        token.map(|t| ApiClient::new(api, t, self.api_is_loopback()))
+    }
+}
+
+/// The API client, or the fault of a call made without a token (a monitor's provider has none).
+pub fn need_api(api: &Option<ApiClient>) -> Result<&ApiClient, Fault> {
+    api.as_ref()
+        .ok_or_else(|| Fault::Refused("no API token available for this call".into()))
+}
+
+/// What an answer other than 2xx means once a cloud's own verdicts (credentials, the IP, a busy
+/// IP) are ruled out: 429 a rate limit (waiting what its headers say), 5xx transient, anything
+/// else refused. `said` is the API's own words, `": ..."` or empty.
+pub fn http_fault(answer: &Answer, what: &str, said: &str) -> Fault {
+    let status = answer.status;
+    match status {
+        429 => Fault::RateLimited {
+            wait: answer.rate_limit_wait(),
+            detail: format!("{what}: rate limited (HTTP 429{said})"),
+        },
+        500..=599 => Fault::Transient(format!("{what}: HTTP {status}{said}")),
+        _ => Fault::Refused(format!("{what}: HTTP {status}{said}")),
     }
 }
 
