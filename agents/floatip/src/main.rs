@@ -3,13 +3,12 @@
 //! `actions`, the clouds behind `provider`.
 
 mod actions;
-mod api;
-mod provider;
 mod record;
 mod settings;
 mod token;
 
 use actions::{Cloud, Floatip};
+use cloudha_cloud::provider;
 use cloudha_common::{ActionSpec, AgentSpec, HttpUrl, Param, Secret};
 use provider::ProviderKind;
 use std::net::IpAddr;

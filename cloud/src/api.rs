@@ -171,7 +171,7 @@ impl ApiClient {
             .max_redirects(0)
             .https_only(!loopback)
             .tls_config(tls)
-            .user_agent(concat!("cloudha-floatip/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("cloudha/", env!("CARGO_PKG_VERSION")));
         if loopback {
             config = config.proxy(None);
         }
