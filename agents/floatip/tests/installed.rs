@@ -6,7 +6,7 @@
 mod common;
 
 use cloudha_tests::{check_metadata, ocf_tester, require_root, Installed};
-use common::{cloud, hetzner, run_with, A, B, IP, TOKEN};
+use common::{cloud, hetzner, run_with, vultr, A, B, IP, TOKEN};
 use std::os::unix::fs::PermissionsExt;
 
 #[test]
@@ -82,6 +82,32 @@ fn ocf_tester_passes_against_the_hetzner_fake() {
     );
     tidy(&name);
     assert!(ok, "ocf-tester (hetzner) failed:\n{out}");
+    assert_eq!(c.fake.holder(IP), Some(A));
+}
+
+#[test]
+fn ocf_tester_passes_against_the_vultr_fake() {
+    require_root();
+    let installed = Installed::new();
+    let c = vultr(Some(B), &[A]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let api = c.fake.api_url();
+    let name = format!("floatip-ocft-vultr-{}", std::process::id());
+    let (ok, out) = ocf_tester(
+        &installed.agent("cloudha", "floatip"),
+        &name,
+        &[
+            ("provider", "vultr"),
+            ("ip", IP),
+            ("api_token_file", &token),
+            ("api_url", &api),
+            ("metadata_url", &c.nodes[0].metadata_url),
+        ],
+        None,
+    );
+    tidy(&name);
+    assert!(ok, "ocf-tester (vultr) failed:\n{out}");
     assert_eq!(c.fake.holder(IP), Some(A));
 }
 

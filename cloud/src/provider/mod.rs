@@ -11,6 +11,7 @@
 pub mod digitalocean;
 pub mod exoscale;
 pub mod hetzner;
+pub mod vultr;
 
 use crate::api::{Answer, ApiClient};
 use cloudha_common::values::choice;
@@ -342,6 +343,7 @@ pub struct Zone {
 pub const PROVIDERS: &[&Cloud] = &[
     &digitalocean::CLOUD,
     &hetzner::CLOUD,
+    &vultr::CLOUD,
     &exoscale::CLOUD,
 ];
 
