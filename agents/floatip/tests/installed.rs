@@ -9,7 +9,7 @@ use cloudha_tests::{
     agent_bin, check_metadata, ocf_tester, output, require_program, require_root, workspace_root,
     Installed,
 };
-use common::{cloud, hetzner, run_with, vultr, A, B, IP, TOKEN};
+use common::{cloud, exoscale, hetzner, run_with, vultr, A, B, EXO_KEY, IP, TOKEN};
 use std::os::unix::fs::PermissionsExt;
 
 #[test]
@@ -164,6 +164,34 @@ fn ocf_tester_passes_against_the_vultr_fake() {
     tidy(&name);
     assert!(ok, "ocf-tester (vultr) failed:\n{out}");
     assert_eq!(c.fake.holder(IP), Some(A));
+}
+
+#[test]
+fn ocf_tester_passes_against_the_exoscale_fake() {
+    require_root();
+    let installed = Installed::new();
+    let c = exoscale(Some(B), &[A]);
+    let dir = tempfile::tempdir().unwrap();
+    // The secret, in a file as the token is; the key names it.
+    let secret = token_file(dir.path());
+    let api = c.fake.api_url();
+    let name = format!("floatip-ocft-exoscale-{}", std::process::id());
+    let (ok, out) = ocf_tester(
+        &installed.agent("cloudha", "floatip"),
+        &name,
+        &[
+            ("provider", "exoscale"),
+            ("ip", IP),
+            ("api_key", EXO_KEY),
+            ("api_token_file", &secret),
+            ("api_url", &api),
+            ("metadata_url", &c.nodes[0].metadata_url),
+        ],
+        None,
+    );
+    tidy(&name);
+    assert!(ok, "ocf-tester (exoscale) failed:\n{out}");
+    assert_eq!(c.fake.holders(IP), [A], "this instance alone");
 }
 
 #[test]
