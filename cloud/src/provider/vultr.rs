@@ -168,6 +168,9 @@ impl Attach {
 
 pub struct Vultr {
     api: Option<ApiClient>,
+    /// What an error must never repeat: Vultr's error is a plain `error` text, which the
+    /// transport's own check (of `message`) does not look at.
+    token: Option<Secret>,
     metadata: MetadataService,
     /// The last attach made (one action's provider makes one at a time).
     attached: RefCell<Option<Attach>>,
@@ -176,7 +179,8 @@ pub struct Vultr {
 impl Vultr {
     pub fn new(endpoints: &Endpoints, token: Option<Secret>) -> Vultr {
         Vultr {
-            api: endpoints.bearer_client(token),
+            api: endpoints.bearer_client(token.clone()),
+            token,
             metadata: MetadataService::new(endpoints.metadata.as_str()),
             attached: RefCell::new(None),
         }
@@ -186,9 +190,23 @@ impl Vultr {
         super::need_api(&self.api)
     }
 
+    /// `answer`, its `error` replaced when it quotes the token (some gateways echo the
+    /// Authorization header): errors reach exit reasons and logs.
+    fn unquoted(&self, mut answer: Answer) -> Answer {
+        let token = self.token.as_ref().map_or("", |t| t.expose());
+        if let Some(e) = answer
+            .body
+            .get_mut("error")
+            .filter(|e| !token.is_empty() && e.as_str().is_some_and(|m| m.contains(token)))
+        {
+            *e = Value::from("the answer's error quotes the token: not shown");
+        }
+        answer
+    }
+
     /// A read: 200's body, or the fault (a read met by "changing" is the same read again).
     fn get(&self, path: &str, what: &str, ip: IpAddr, d: &Deadline) -> Result<Value, Fault> {
-        let answer = self.api()?.get(path, d)?;
+        let answer = self.unquoted(self.api()?.get(path, d)?);
         match answer.status {
             200 => Ok(answer.body),
             _ => match fault(&answer, what, ip, path.starts_with("/v2/reserved-ips/")) {
@@ -249,9 +267,11 @@ impl Vultr {
         body: &Value,
         deadline: &Deadline,
     ) -> Result<Option<Answer>, Fault> {
-        let answer =
-            self.api()?
-                .post(&format!("/v2/reserved-ips/{id}/{command}"), body, deadline)?;
+        let answer = self.unquoted(self.api()?.post(
+            &format!("/v2/reserved-ips/{id}/{command}"),
+            body,
+            deadline,
+        )?);
         Ok((!(200..300).contains(&answer.status)).then_some(answer))
     }
 }
@@ -469,6 +489,30 @@ mod tests {
             400,
             err("Reserved IP is not attached", 400)
         )));
+    }
+
+    #[test]
+    fn an_error_that_quotes_the_token_is_not_repeated() {
+        let endpoints = Endpoints {
+            api: Some(cloudha_common::HttpUrl::parse("http://127.0.0.1:9").unwrap()),
+            metadata: cloudha_common::HttpUrl::parse("http://127.0.0.1:9").unwrap(),
+            api_key: None,
+        };
+        for token in ["q^Z", "VULTRKEY0123456789"] {
+            let v = Vultr::new(&endpoints, Some(Secret::new(token)));
+            let a = v.unquoted(answer(
+                401,
+                json!({"error": format!("Invalid API token: Bearer {token}"), "status": 401}),
+            ));
+            let said = error_words(&a.body).unwrap();
+            assert!(!said.contains(token), "{said}");
+            assert!(matches!(
+                fault(&a, "x", IP.parse().unwrap(), false),
+                Fault::TokenRejected(_)
+            ));
+            let a = v.unquoted(answer(401, json!({"error": "Invalid API token."})));
+            assert_eq!(error_words(&a.body), Some("Invalid API token."));
+        }
     }
 
     #[test]
