@@ -88,6 +88,31 @@ fn not_attached(answer: &Answer) -> bool {
             .is_some_and(|m| m.to_ascii_lowercase().contains("not attached"))
 }
 
+/// A refused detach: None when there was nothing to detach (someone did it already: attach
+/// next), else the fault. A detach made `again` (this action made one of the IP from the same
+/// holder, and the holder still shows) is refused because the first is in flight, whatever the
+/// words of a refusal (4xx but 401, 403, 404, 429): a wait. The first one refused in words
+/// this agent does not know is the API's verdict.
+fn detach_refused(answer: &Answer, what: &str, ip: IpAddr, again: bool) -> Option<Fault> {
+    if not_attached(answer) {
+        return None;
+    }
+    let status = answer.status;
+    let said = error_words(&answer.body)
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    Some(match fault(answer, what, ip, false) {
+        Fault::Refused(_)
+            if again && (400..500).contains(&status) && ![401, 403, 404, 429].contains(&status) =>
+        {
+            Fault::Busy(format!(
+                "{what}: the detach made before is still in flight (HTTP {status}{said})"
+            ))
+        }
+        f => f,
+    })
+}
+
 /// An answer other than 2xx, as a fault. A 401, or a 404 of the IP itself (`ip_read`), is the
 /// API's verdict (6) only with its error body; from anything else in the way, transient. A
 /// refusal because the IP is still attached or changing is a wait. 429 (over 30 requests a
@@ -174,6 +199,8 @@ pub struct Vultr {
     metadata: MetadataService,
     /// The last attach made (one action's provider makes one at a time).
     attached: RefCell<Option<Attach>>,
+    /// The last detach made: the IP and the instance it was detached from.
+    detached: RefCell<Option<(IpId, ServerId)>>,
 }
 
 impl Vultr {
@@ -183,6 +210,7 @@ impl Vultr {
             token,
             metadata: MetadataService::new(endpoints.metadata.as_str()),
             attached: RefCell::new(None),
+            detached: RefCell::new(None),
         }
     }
 
@@ -347,11 +375,15 @@ impl Provider for Vultr {
         if let Some(other) = found.holder.as_ref().filter(|h| *h != server) {
             let what = format!("detach {ip} from instance {other}");
             // No body is documented; an empty object says none.
+            let detach = (found.id.clone(), other.clone());
+            let again = self.detached.borrow().as_ref() == Some(&detach);
             match self.change(&found.id, "detach", &serde_json::json!({}), deadline)? {
-                None => {}
-                // Detached already (by whoever): attach.
-                Some(a) if not_attached(&a) => {}
-                Some(a) => return Err(fault(&a, &what, ip, false)),
+                None => *self.detached.borrow_mut() = Some(detach),
+                Some(a) => {
+                    if let Some(f) = detach_refused(&a, &what, ip, again) {
+                        return Err(f);
+                    }
+                }
             }
         }
         let what = format!("attach {ip} to instance {server}");
@@ -513,6 +545,53 @@ mod tests {
             let a = v.unquoted(answer(401, json!({"error": "Invalid API token."})));
             assert_eq!(error_words(&a.body), Some("Invalid API token."));
         }
+    }
+
+    #[test]
+    fn a_detach_made_again_while_the_first_runs_is_a_wait() {
+        let ip: IpAddr = IP.parse().unwrap();
+        let err = |m: &str| answer(400, json!({"error": m, "status": 400}));
+        assert_eq!(
+            detach_refused(&err("Reserved IP is not attached"), "x", ip, false),
+            None
+        );
+        assert!(matches!(
+            detach_refused(
+                &err("a change to this reserved IP is in progress"),
+                "x",
+                ip,
+                false
+            ),
+            Some(Fault::Busy(_))
+        ));
+        // Words this agent does not know: the first time a refusal, again a wait.
+        let unknown = err("Unable to detach reserved IP");
+        assert!(matches!(
+            detach_refused(&unknown, "x", ip, false),
+            Some(Fault::Refused(_))
+        ));
+        assert!(matches!(
+            detach_refused(&unknown, "x", ip, true),
+            Some(Fault::Busy(_))
+        ));
+        // Never a credentials or rate verdict turned into a wait.
+        let rejected = answer(401, json!({"error": "Invalid API token."}));
+        assert!(matches!(
+            detach_refused(&rejected, "x", ip, true),
+            Some(Fault::TokenRejected(_))
+        ));
+        assert!(detach_refused(&answer(429, Value::Null), "x", ip, true)
+            .unwrap()
+            .is_transient());
+        assert!(matches!(
+            detach_refused(
+                &answer(403, json!({"error": "Unauthorized IP address"})),
+                "x",
+                ip,
+                true
+            ),
+            Some(Fault::Refused(_))
+        ));
     }
 
     #[test]
