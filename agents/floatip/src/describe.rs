@@ -93,6 +93,8 @@ enum Piece {
     Zone,
     /// `Hetzner Cloud`
     Title,
+    /// `floating IP (hetzner)`
+    IpWord,
     /// `Hetzner Cloud (provider=hetzner): <its sentences>`
     Describes,
 }
@@ -116,6 +118,7 @@ const fn piece<const N: usize>(t: Text<N>, piece: Piece, c: &Cloud) -> Text<N> {
             None => t,
         },
         Piece::Title => t.push(c.title),
+        Piece::IpWord => t.push(c.ip_word).push(" (").push(c.name).push(")"),
         Piece::Describes => t
             .push(c.title)
             .push(" (provider=")
@@ -159,6 +162,16 @@ const fn joined<const N: usize>(
         i += 1;
     }
     t
+}
+
+pub const fn ip_long<const N: usize>(t: Text<N>) -> Text<N> {
+    list(
+        t.push("The IPv4 address to point at this node, e.g. 203.0.113.7: the cloud's "),
+        Which::Every,
+        Piece::IpWord,
+        " or ",
+    )
+    .push(". It must belong to the account of the API token.")
 }
 
 pub const fn provider_long<const N: usize>(t: Text<N>) -> Text<N> {
@@ -297,6 +310,7 @@ mod tests {
         let metadata = text!(metadata_url_long);
         let provider = text!(provider_long);
         let long = text!(longdesc);
+        let ip = text!(ip_long);
         for c in PROVIDERS {
             assert!(
                 api.contains(&format!("{} ({})", c.api_url, c.name)),
@@ -308,6 +322,7 @@ mod tests {
             );
             assert!(provider.contains(&format!("{} ({})", c.name, c.title)));
             assert!(long.contains(c.describes));
+            assert!(ip.contains(&format!("{} ({})", c.ip_word, c.name)), "{ip}");
             let key = text!(api_key_long);
             assert_eq!(
                 key.contains(&format!("provider={}", c.name)),

@@ -22,7 +22,7 @@ pub static IP: Param<IpAddr> = Param::new("ip")
     .unique()
     .aliases(&["floating_ip"])
     .short("The floating/reserved IPv4 address")
-    .long("The floating (reserved, elastic) IPv4 address to point at this node, e.g. 203.0.113.7. It must belong to the account of the API token.");
+    .long(text!(ip_long));
 
 pub static API_TOKEN: Param<Secret> = Param::new("api_token")
     .aliases(&["do_token"])
