@@ -232,7 +232,7 @@ fn two_starts_racing_leave_one_holder_and_agree() {
     for (holder, action_time) in [
         (Some(3_160_009), Duration::from_millis(600)),
         (None, Duration::from_millis(600)),
-        (None, Duration::from_millis(200)),
+        (None, Duration::from_millis(300)),
     ] {
         let c = vultr(None, &[A, B]);
         if let Some(h) = holder {
