@@ -40,6 +40,8 @@ pub const FOLLOW: Duration = Duration::from_millis(5);
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const APPS: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 18), Ipv4Addr::new(192, 0, 2, 34)];
 pub const APP_PORT: u16 = 8080;
+/// A balancer's haproxy.cfg with the app servers behind it, `@BIND@` to fill.
+pub const HAPROXY_APPS_CFG: &str = include_str!("../cluster/haproxy-apps.cfg.in");
 
 /// How the cloud delivers the floating IP's packets to its holder.
 #[derive(Clone, Debug)]
@@ -188,19 +190,11 @@ impl CloudNet {
         }
     }
 
-    /// The haproxy.cfg a balancer runs here: binds `bind` (the anchor address, or the floating
-    /// IP itself), balances over both app servers, says who it is in `X-Forwarded-For`.
+    /// The haproxy.cfg a balancer runs here (tests/cluster/haproxy-apps.cfg.in): binds `bind`
+    /// (the anchor address, or the floating IP itself), balances over both app servers, tells
+    /// them the client's address in `X-Forwarded-For`.
     pub fn haproxy_cfg(bind: &str) -> String {
-        format!(
-            "# A balancer of the traffic test: the tutorial's two app servers behind it.\n\
-             global\n    log stdout format raw local0 notice\n    maxconn 256\n\n\
-             defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\n\
-             frontend www\n    bind {bind}:80\n    option forwardfor\n    default_backend apps\n\n\
-             backend apps\n    balance roundrobin\n    server app-1 {a1}:{p}\n    server app-2 {a2}:{p}\n",
-            a1 = APPS[0],
-            a2 = APPS[1],
-            p = APP_PORT
-        )
+        HAPROXY_APPS_CFG.replace("@BIND@", bind)
     }
 
     /// Start following the fake: `holder` says which node holds the IP now (None: nobody), as
@@ -484,6 +478,14 @@ impl Client {
         s
     }
 
+    /// The samples so far, in the order they completed.
+    pub fn completed(&self) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Stop sending, wait for the requests in flight, return every sample in order of start.
     pub fn finish(mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
@@ -606,6 +608,18 @@ pub fn balancer_of(body: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_balancers_configuration_names_the_app_servers_here() {
+        let cfg = CloudNet::haproxy_cfg("10.17.0.5");
+        assert!(cfg.contains("bind 10.17.0.5:80"), "{cfg}");
+        for app in APPS {
+            assert!(
+                cfg.contains(&format!("{app}:{APP_PORT}")),
+                "{app} missing: {cfg}"
+            );
+        }
+    }
 
     fn sample(start: Instant, ms: u64, ok: Option<&str>) -> Sample {
         let s = start + Duration::from_millis(ms);
