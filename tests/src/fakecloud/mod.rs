@@ -222,7 +222,7 @@ fn netns_path(name: &str) -> String {
 
 /// Bind `addr` inside network namespace `netns` from a dedicated thread (setns changes only the
 /// calling thread; the socket keeps its namespace), then serve it on that thread.
-fn bind_in_netns(netns: &str, addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn bind_in_netns(netns: &str, addr: SocketAddr) -> io::Result<TcpListener> {
     let path = netns_path(netns);
     std::thread::scope(|s| {
         s.spawn(|| -> io::Result<TcpListener> {
