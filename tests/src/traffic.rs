@@ -605,6 +605,247 @@ pub fn balancer_of(body: &str) -> Option<usize> {
     (0..8).find(|&i| node_wan(i) == addr)
 }
 
+// ---- The cluster with traffic: what tests/tests/cluster_traffic.rs and cluster_soak.rs run.
+
+use crate::cluster::{Cluster, CRM_CONFIGURE};
+use crate::fakecloud::FakeCloud;
+use crate::{agent_bin, Installed};
+
+/// The floating IP, droplets, anchors of the traffic cluster.
+pub const FLOATING_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+pub const TOKEN: &str = "traffic-test-token";
+pub const API_PORT: u16 = 8080;
+pub const DROPLETS: [u64; 2] = [101, 102];
+pub const ANCHORS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 17, 0, 5), Ipv4Addr::new(10, 17, 0, 6)];
+/// Long enough for a 10 s monitor to notice a failure and Pacemaker to recover, on a busy CI.
+pub const RECOVERY: Duration = Duration::from_secs(60);
+pub const EVERY: Duration = Duration::from_millis(50);
+
+/// The README's DigitalOcean configuration on the real two-node cluster, with the cloud's
+/// network, app servers and a client (see the module comment); reports what the client saw of
+/// each event when dropped (and to `CLOUDHA_TRAFFIC_REPORT`, if set).
+pub struct TrafficCluster {
+    pub net: CloudNet,
+    pub cluster: Cluster,
+    pub cloud: Arc<FakeCloud>,
+    _installed: Installed,
+    /// The report's lines, one per event.
+    pub report: Vec<String>,
+}
+
+impl TrafficCluster {
+    /// `wrap`: a hook that may stage more files on the nodes before they boot.
+    pub fn new(wrap: impl FnOnce(&Cluster)) -> TrafficCluster {
+        for a in ["anchorip", "floatip", "haproxy"] {
+            agent_bin(a);
+        }
+        require_program("/usr/sbin/haproxy");
+        let installed = Installed::new();
+        let cluster = Cluster::new();
+        cluster.stage_agents(&installed);
+        let names: Vec<&str> = cluster
+            .nodes()
+            .iter()
+            .map(|n| n.netns.name.as_str())
+            .collect();
+        let net = CloudNet::new(&names, FLOATING_IP, Delivery::ToAnchor(ANCHORS.to_vec()));
+
+        let cloud = Arc::new(FakeCloud::start());
+        cloud.add_token(TOKEN);
+        cloud.add_ip(&FLOATING_IP.to_string(), None);
+        for (i, node) in cluster.nodes().iter().enumerate() {
+            let id = DROPLETS[i];
+            cloud.register_droplet(id);
+            cloud.set_anchor(id, &ANCHORS[i].to_string(), "255.255.0.0", "10.17.0.1");
+            cloud.serve_metadata_in_netns(
+                id,
+                &node.netns.name,
+                "169.254.169.254:80".parse().unwrap(),
+            );
+            cloud.serve_api_in_netns(
+                &node.netns.name,
+                format!("127.0.0.1:{API_PORT}").parse().unwrap(),
+            );
+            let cfg = CloudNet::haproxy_cfg(&ANCHORS[i].to_string());
+            cluster.stage(i, "/etc/haproxy/haproxy.cfg", cfg.as_bytes(), 0o644);
+            cluster.stage(
+                i,
+                "/etc/cloudha/do-token",
+                format!("{TOKEN}\n").as_bytes(),
+                0o600,
+            );
+        }
+        wrap(&cluster);
+        cluster.boot();
+        let real = "api_url=https://api.digitalocean.com";
+        assert!(
+            CRM_CONFIGURE.contains(real),
+            "docs/crm-configure.txt no longer names {real}"
+        );
+        let mut block =
+            CRM_CONFIGURE.replace(real, &format!("api_url=http://127.0.0.1:{API_PORT}"));
+        if let Some(interval) = monitor_interval() {
+            assert!(
+                block.contains("interval=10s"),
+                "the README block has no 10 s monitor"
+            );
+            block = block.replace("interval=10s", &format!("interval={interval}"));
+        }
+        cluster.configure(&block);
+
+        let mut setup = TrafficCluster {
+            net,
+            cluster,
+            cloud,
+            _installed: installed,
+            report: Vec::new(),
+        };
+        let cloud = setup.cloud.clone();
+        setup.net.follow(move || {
+            let holder = cloud.holder(&FLOATING_IP.to_string())?;
+            DROPLETS.iter().position(|d| *d == holder)
+        });
+        setup
+    }
+
+    /// The node whose droplet the fake says holds the IP, once fip runs there alone (and it is
+    /// `expected`, if given).
+    pub fn active(&self, expected: Option<usize>, what: &str) -> usize {
+        let end = Instant::now() + RECOVERY;
+        loop {
+            let s = self.cluster.status();
+            if let Some(node) = s.single_node_of("fip") {
+                let i = self.cluster.index_of(&node);
+                if self.cloud.holder(&FLOATING_IP.to_string()) == Some(DROPLETS[i])
+                    && expected.is_none_or(|e| e == i)
+                {
+                    return i;
+                }
+            }
+            assert!(
+                Instant::now() < end,
+                "{what}: fip on {:?}, the fake says {:?}\n{}\n{}",
+                s.running_on("fip"),
+                self.cloud.holder(&FLOATING_IP.to_string()),
+                s.xml,
+                self.cluster.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Wait until `n` answers in a row came through balancer `node` after `since`.
+    pub fn wait_answers_via(
+        &self,
+        client: &Client,
+        node: usize,
+        since: Instant,
+        n: usize,
+        what: &str,
+    ) {
+        let end = Instant::now() + RECOVERY;
+        loop {
+            let samples = client.samples();
+            let after: Vec<&Sample> = samples.iter().filter(|s| s.start >= since).collect();
+            let run = after
+                .iter()
+                .rev()
+                .take_while(|s| s.result.as_deref().ok().and_then(balancer_of) == Some(node))
+                .count();
+            if run >= n {
+                return;
+            }
+            if Instant::now() >= end {
+                let tail: Vec<_> = after.iter().rev().take(10).map(|s| &s.result).collect();
+                panic!(
+                    "{what}: no {n} answers in a row through node{} within {RECOVERY:?}; last: {tail:?}\n{}\n{}\n{}",
+                    node + 1,
+                    self.net.describe(),
+                    self.cluster.status().xml,
+                    self.cluster.diagnostics()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Put the active node in standby, check the IP and the answers move to the other node,
+    /// report the outage under `event`, then bring the node back (the IP stays: stickiness).
+    pub fn failover_by_standby(&mut self, client: &Client, event: &str) {
+        let active = self.active(None, &format!("before: {event}"));
+        let other = 1 - active;
+        let at = Instant::now();
+        self.cluster.standby(active, true);
+        self.active(Some(other), event);
+        self.wait_answers_via(client, other, at, 20, event);
+        self.measure(client, event, at);
+        self.cluster.standby(active, false);
+        self.cluster.settle(RECOVERY);
+        self.active(Some(other), &format!("after: {event}"));
+    }
+
+    /// The outage the client saw around `at`, reported under `event`.
+    pub fn measure(&mut self, client: &Client, event: &str, at: Instant) -> Outage {
+        let o = outage(&client.samples(), at);
+        let via = |x: &Option<(Instant, String)>| {
+            x.as_ref()
+                .and_then(|(_, b)| balancer_of(b))
+                .map(|i| format!("node{}", i + 1))
+                .unwrap_or_else(|| "-".into())
+        };
+        let line = format!(
+            "| {event} | {} | {} | {} → {} | {} |",
+            o.millis()
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "?".into()),
+            o.failed,
+            via(&o.last_before),
+            via(&o.first_after),
+            if o.errors.is_empty() {
+                "-".to_string()
+            } else {
+                o.errors
+                    .iter()
+                    .map(|(e, n)| format!("{n}× {e}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        eprintln!("{line}");
+        self.report.push(line);
+        o
+    }
+}
+
+/// The monitor interval to run with instead of the README's 10 s (`CLOUDHA_MONITOR_INTERVAL`,
+/// e.g. `5s`: benchmarks compare).
+pub fn monitor_interval() -> Option<String> {
+    std::env::var("CLOUDHA_MONITOR_INTERVAL")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+impl Drop for TrafficCluster {
+    fn drop(&mut self) {
+        let mut text = format!(
+            "corosync token {} ms, monitor interval {}\n\n",
+            crate::cluster::corosync_token_ms(),
+            monitor_interval().unwrap_or_else(|| "10s".into())
+        );
+        text.push_str(
+            "| event | client-visible outage (ms) | failed requests | balancer before → after | failures seen |\n| --- | --- | --- | --- | --- |\n",
+        );
+        for l in &self.report {
+            text.push_str(l);
+            text.push('\n');
+        }
+        eprintln!("{text}");
+        if let Some(path) = std::env::var_os("CLOUDHA_TRAFFIC_REPORT") {
+            let _ = std::fs::write(path, text);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
