@@ -36,8 +36,11 @@ pub struct PowerAction {
     /// `in-progress`, `completed` or `errored`.
     pub status: &'static str,
     pub requested: Instant,
-    /// When it completed (or errored).
+    /// When it completed (or errored): when it was due.
     pub settled: Option<Instant>,
+    /// The wall-clock time the fake settled it, after the hook ran (compare with
+    /// `RecordedRequest::at`).
+    pub settled_wall: Option<SystemTime>,
     /// The API token's last four characters (who asked), for the record.
     pub token_tail: String,
 }
@@ -119,6 +122,7 @@ impl Power {
             a.settled = Some(*due);
             a.status = if *errored { "errored" } else { "completed" };
             if *errored {
+                a.settled_wall = Some(SystemTime::now());
                 continue;
             }
             let (droplet, kind) = (a.droplet, a.kind.clone());
@@ -142,6 +146,9 @@ impl Power {
             }
             if let Some(d) = self.droplets.get_mut(&droplet) {
                 d.on = now_on;
+            }
+            if let Some((a, _, _)) = self.actions.get_mut(&id) {
+                a.settled_wall = Some(SystemTime::now());
             }
         }
     }
@@ -398,6 +405,7 @@ pub fn route(shared: &Shared, req: &Request, segs: &[&str], now: Instant) -> Res
                         status: "in-progress",
                         requested: now,
                         settled: None,
+                        settled_wall: None,
                         token_tail: tail,
                     },
                     due,
