@@ -6,7 +6,7 @@
 //! and the fake's record (its power actions and the requests that moved the IP).
 
 use cloudha_tests::cluster::{Cluster, ClusterStatus, CRM_CONFIGURE, HAPROXY_CFG};
-use cloudha_tests::fakecloud::{FakeCloud, PowerAction, RecordedRequest};
+use cloudha_tests::fakecloud::{FakeCloud, Fault, PowerAction, RecordedRequest, Scope};
 use cloudha_tests::{agent_bin, require_program, Installed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -71,6 +71,7 @@ impl Setup {
                 format!("{TOKEN}\n").as_bytes(),
                 0o600,
             );
+            cluster.stage(i, "/etc/cloudha/wrong-token", b"not-a-valid-token\n", 0o600);
         }
         // The cloud's power is the nodes' power.
         let weak: Weak<Cluster> = Arc::downgrade(&cluster);
@@ -340,5 +341,246 @@ fn a_crashed_active_node_is_fenced_before_the_ip_moves_and_rejoins_as_passive() 
     eprintln!(
         "5. {active} rejoined as passive, {IP} stayed on {survivor} ({:?} in all)",
         t0.elapsed()
+    );
+
+    // 4. Wrong credentials: the device fails its monitor, with the reason in crm_mon.
+    wrong_credentials(&setup, &survivor);
+    // 3. The API fails (5xx) while the survivor fences: fencing is retried until it works,
+    //    and the IP does not move before.
+    let (active, survivor) = (survivor, active);
+    api_down_while_fencing(&setup, &active, &survivor);
+    // 2. The link between the nodes is cut: exactly one survives, holding the IP.
+    split(&setup, &survivor);
+    eprintln!("all scenarios in {:?}", t0.elapsed());
+}
+
+fn other(node: &str) -> String {
+    if node == "node1" {
+        "node2".into()
+    } else {
+        "node1".into()
+    }
+}
+
+fn wrong_credentials(setup: &Setup, observer: &str) {
+    let t = Instant::now();
+    let set = |file: &str| {
+        let n = setup.cluster.node(setup.cluster.index_of(observer));
+        let out = n.run(
+            "crm_resource",
+            &[
+                "--resource",
+                "fence",
+                "--set-parameter",
+                "api_token_file",
+                "--parameter-value",
+                file,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    set("/etc/cloudha/wrong-token");
+    let s = setup.wait_on(
+        observer,
+        "the device's monitor fails with the wrong token",
+        |s| s.failures.iter().any(|f| f.op_key.starts_with("fence_")),
+    );
+    let f = s
+        .failures
+        .iter()
+        .find(|f| f.op_key.starts_with("fence_"))
+        .expect("a failure");
+    eprintln!(
+        "4. wrong token: {} on {} failed ({}): '{}'",
+        f.op_key, f.node, f.exitcode, f.exitreason
+    );
+    assert_eq!(f.exitcode, 1, "{f:?}");
+    // Pacemaker 2.1.5 reads exit reasons from OCF agents' stderr only (services_linux.c,
+    // parse_exit_reason_from_stderr): a fence agent's reason reaches the fencer's log, where
+    // it is checked, not crm_mon's exitreason.
+    let node = setup.cluster.node(setup.cluster.index_of(&f.node));
+    let log = std::fs::read_to_string(node.dir.join("pacemaker.log")).unwrap_or_default();
+    let said = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("fence_cloudha[") && l.contains("ERROR: monitor failed"))
+        .unwrap_or_else(|| panic!("no reason in {}'s fencer log", f.node))
+        .to_string();
+    assert!(
+        said.contains("the API rejected the token (HTTP 401: Unable to authenticate you."),
+        "{said}"
+    );
+    assert!(!log.contains(TOKEN), "the token reached the log");
+    eprintln!("4. the fencer's log: {said}");
+    assert_eq!(
+        s.single_node_of("fip").as_deref(),
+        Some(observer),
+        "fip did not move"
+    );
+    // Put the right file back; the device starts again.
+    set("/etc/cloudha/do-token");
+    let n = setup.cluster.node(setup.cluster.index_of(observer));
+    n.run("crm_resource", &["--cleanup", "--resource", "fence"]);
+    setup.wait_on(observer, "the device back with the right token", |s| {
+        s.running_on("fence").len() == 1
+            && !s.failures.iter().any(|f| f.op_key.starts_with("fence_"))
+    });
+    eprintln!("4. done in {:?}", t.elapsed());
+}
+
+fn api_down_while_fencing(setup: &Setup, active: &str, survivor: &str) {
+    let t = Instant::now();
+    let cloud = &setup.cloud;
+    let before = SystemTime::now();
+    let actions_before = setup.power_actions_on(setup.droplet_of(active)).len();
+    // Every power action request fails with 503 until the fault is cleared.
+    cloud.inject(
+        Fault::status(Scope::Api, 503)
+            .path("/v2/droplets/")
+            .method("POST"),
+    );
+    setup.cluster.crash(setup.cluster.index_of(active));
+    let refused = |since: SystemTime| {
+        cloud
+            .requests()
+            .into_iter()
+            .filter(|r| r.at >= since && r.method == "POST" && r.path.starts_with("/v2/droplets/"))
+            .count()
+    };
+    // Wait until fencing has been tried and refused a few times; the IP stays where it was.
+    let end = Instant::now() + RECOVERY;
+    while refused(before) < 4 {
+        assert!(
+            Instant::now() < end,
+            "no power action was attempted\n{}",
+            setup.cluster.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = setup.status_on(survivor).expect("crm_mon");
+    assert!(
+        s.single_node_of("fip").is_none(),
+        "fip started before the fencing succeeded:\n{}",
+        s.xml
+    );
+    assert_eq!(
+        cloud.holder(IP),
+        Some(setup.droplet_of(active)),
+        "the IP moved during the outage"
+    );
+    assert_eq!(
+        setup.power_actions_on(setup.droplet_of(active)).len(),
+        actions_before
+    );
+    let failed = refused(before);
+    cloud.clear_faults();
+    setup.wait_for_holder(survivor, Some(survivor), "failover once the API is back");
+    let down = setup.power_actions_on(setup.droplet_of(active));
+    let new: Vec<&PowerAction> = down[actions_before..].iter().collect();
+    assert_eq!(
+        new.len(),
+        2,
+        "one power_off and one power_on once the API answered: {new:?}"
+    );
+    assert_eq!(
+        (new[0].kind.as_str(), new[0].status),
+        ("power_off", "completed")
+    );
+    let off_at = new[0].settled_wall.expect("settled");
+    let moved: Vec<_> = setup
+        .assigns()
+        .into_iter()
+        .filter(|(r, _)| r.at >= before)
+        .collect();
+    assert_eq!(moved.len(), 1);
+    assert!(moved[0].0.at > off_at, "the IP moved before the power-off");
+    setup.wait_all_running(survivor, "the fenced node back after the outage");
+    eprintln!(
+        "3. {failed} power requests refused with 503, then {active} fenced and {IP} on {survivor} ({:?})",
+        t.elapsed()
+    );
+}
+
+fn split(setup: &Setup, holder: &str) {
+    let t = Instant::now();
+    let before = SystemTime::now();
+    let fenced_before = setup.cloud.power_actions().len();
+    let loser = other(holder);
+    setup.cluster.settle(RECOVERY);
+    let cut = |up: bool| {
+        for n in setup.cluster.nodes() {
+            n.netns
+                .ip(&["link", "set", "eth0", if up { "up" } else { "down" }]);
+        }
+    };
+    cut(false);
+    // The holder of the IP wins: its peer is powered off (and on again, alone, without quorum).
+    let end = Instant::now() + RECOVERY;
+    loop {
+        let acts = setup.cloud.power_actions();
+        if acts[fenced_before..]
+            .iter()
+            .any(|a| a.kind == "power_on" && a.status == "completed")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "nobody was fenced after the split: {acts:?}\n{}",
+            setup.cluster.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Give the loser's (delayed) fencing time to have happened, were it to happen.
+    std::thread::sleep(Duration::from_secs(8));
+    let new: Vec<PowerAction> = setup.cloud.power_actions()[fenced_before..].to_vec();
+    let targets: Vec<u64> = new
+        .iter()
+        .filter(|a| a.kind == "power_off")
+        .map(|a| a.droplet)
+        .collect();
+    assert_eq!(
+        targets,
+        [setup.droplet_of(&loser)],
+        "exactly the loser was powered off, once: {new:?}"
+    );
+    let s = setup.status_on(holder).expect("crm_mon on the holder");
+    assert_eq!(
+        s.single_node_of("fip").as_deref(),
+        Some(holder),
+        "{}",
+        s.xml
+    );
+    assert_eq!(setup.cloud.holder(IP), Some(setup.droplet_of(holder)));
+    let moved = setup
+        .assigns()
+        .into_iter()
+        .filter(|(r, _)| r.at >= before)
+        .count();
+    assert!(moved <= 1, "the IP moved {moved} times");
+    // The link back: the loser rejoins as passive, the IP stays.
+    cut(true);
+    setup.wait_all_running(holder, "the loser rejoins after the link is back");
+    let s = setup.status_on(holder).expect("crm_mon");
+    assert_eq!(s.single_node_of("fip").as_deref(), Some(holder));
+    let new: Vec<PowerAction> = setup.cloud.power_actions()[fenced_before..].to_vec();
+    assert_eq!(
+        new.iter().filter(|a| a.kind == "power_off").count(),
+        1,
+        "fenced once: {new:?}"
+    );
+    let moved = setup
+        .assigns()
+        .into_iter()
+        .filter(|(r, _)| r.at >= before)
+        .count();
+    assert_eq!(moved, 0, "the IP never moved: it stayed on the winner");
+    eprintln!(
+        "2. split: {loser} fenced once by {holder}, {IP} stayed on {holder} ({:?})",
+        t.elapsed()
     );
 }
