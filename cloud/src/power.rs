@@ -74,9 +74,15 @@ pub trait Power {
     fn server(&self, id: &ServerId, deadline: &Deadline) -> Result<Server, Fault>;
     /// Every server the token can see.
     fn list(&self, deadline: &Deadline) -> Result<Vec<Server>, Fault>;
-    /// Start powering `id` off (hard) or on. `Fault::Busy` when the API refuses because an
-    /// action is pending or the server is already there: read its state again.
-    fn switch(&self, id: &ServerId, to: Switch, deadline: &Deadline) -> Result<ActionId, Fault>;
+    /// Start powering `id` off (hard) or on: the action and its state as the answer gave it.
+    /// `Fault::Busy` when the API refuses because an action is pending or the server is
+    /// already there: read its state again.
+    fn switch(
+        &self,
+        id: &ServerId,
+        to: Switch,
+        deadline: &Deadline,
+    ) -> Result<(ActionId, ActionState), Fault>;
     /// The state of an action `switch` started.
     fn action_state(&self, action: &ActionId, deadline: &Deadline) -> Result<ActionState, Fault>;
     /// A power action that takes `id` down (off, cycle, shutdown, reboot) and is still under

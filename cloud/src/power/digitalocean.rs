@@ -188,7 +188,12 @@ impl Power for DigitalOceanPower {
         )))
     }
 
-    fn switch(&self, id: &ServerId, to: Switch, deadline: &Deadline) -> Result<ActionId, Fault> {
+    fn switch(
+        &self,
+        id: &ServerId,
+        to: Switch,
+        deadline: &Deadline,
+    ) -> Result<(ActionId, ActionState), Fault> {
         let kind = match to {
             Switch::Off => "power_off",
             Switch::On => "power_on",
@@ -199,7 +204,7 @@ impl Power for DigitalOceanPower {
             .api
             .post(&path, &serde_json::json!({"type": kind}), deadline)?;
         match answer.status {
-            200 | 201 => action_in(&answer.body, &STATES, &what).map(|(a, _)| a),
+            200 | 201 => action_in(&answer.body, &STATES, &what),
             _ => Err(Self::fault(&answer, &what)),
         }
     }
