@@ -126,7 +126,7 @@ fn again<T>(f: Fault) -> Attempt<T, Fault> {
 fn said(what: &str, e: RetryError<Fault>, timeout: Duration) -> String {
     match e {
         RetryError::Failed(Fault::TokenRejected(m)) => {
-            format!("the API rejected the token {m}; {what}")
+            format!("{what}: the API rejected the token {m}")
         }
         RetryError::Failed(f) => format!("{what}: {f}"),
         RetryError::GaveUp { last, tries } => format!(
