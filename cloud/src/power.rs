@@ -4,6 +4,7 @@
 //! per cloud under `power/`, on the same transport and faults as `provider`.
 
 pub mod digitalocean;
+pub mod hetzner;
 
 use crate::provider::{ActionId, ActionState, Endpoints, Fault, ProviderKind, ServerId};
 use cloudha_common::{Deadline, Secret};
@@ -102,8 +103,9 @@ pub fn connect(
         ProviderKind::DigitalOcean => Ok(Box::new(digitalocean::DigitalOceanPower::new(
             endpoints, token,
         )?)),
+        ProviderKind::Hetzner => Ok(Box::new(hetzner::HetznerPower::new(endpoints, token)?)),
         other => Err(format!(
-            "fencing through the {} API is not supported yet (supported: digitalocean)",
+            "fencing through the {} API is not supported yet (supported: digitalocean, hetzner)",
             other.name()
         )),
     }

@@ -29,7 +29,7 @@ pub static PLUG: Param<String> = Param::new("plug")
 pub static PROVIDER: Param<ProviderKind> = Param::new("provider")
     .default("digitalocean")
     .short("Cloud provider")
-    .long("The cloud whose API powers the servers. Supported: digitalocean.");
+    .long("The cloud whose API powers the servers. Supported: digitalocean, hetzner.");
 
 pub static API_TOKEN: Param<Secret> = Param::new("api_token")
     .aliases(&["do_token"])
@@ -42,11 +42,11 @@ pub static API_TOKEN_FILE: Param<String> = Param::new("api_token_file")
 
 pub static API_URL: Param<HttpUrl> = Param::new("api_url")
     .short("API base URL (default: the provider's)")
-    .long("The cloud API's base URL; https://api.digitalocean.com when unset. Plain http:// is accepted for loopback hosts only (test APIs).");
+    .long("The cloud API's base URL; the provider's own when unset (https://api.digitalocean.com, https://api.hetzner.cloud). Plain http:// is accepted for loopback hosts only (test APIs).");
 
 pub static METADATA_URL: Param<HttpUrl> = Param::new("metadata_url")
     .short("Metadata service base URL (default: the provider's)")
-    .long("This node's metadata service, which names this node's own server for the race check; http://169.254.169.254/metadata/v1 when unset.");
+    .long("This node's metadata service, which names this node's own server for the race check; the provider's own when unset (http://169.254.169.254/metadata/v1, http://169.254.169.254/hetzner/v1/metadata).");
 
 pub static POWER_TIMEOUT: Param<Seconds> = Param::new("power_timeout")
     .default("60")
@@ -61,7 +61,7 @@ pub static SKIP_RACE_CHECK: Param<bool> = Param::new("skip_race_check")
 pub static SPEC: AgentSpec = AgentSpec {
     name: "fence_cloudha",
     version: env!("CARGO_PKG_VERSION"),
-    shortdesc: "Fence agent for cloud servers through the cloud's API (DigitalOcean)",
+    shortdesc: "Fence agent for cloud servers through the cloud's API (DigitalOcean, Hetzner Cloud)",
     longdesc: "fence_cloudha powers a cloud server off (a hard power-off, the cord pulled) or on through the cloud's API. \
 off returns success only once the API reports the server off; a server already off is success; running out of power_timeout is a failure. \
 reboot is off then on; once off succeeded, a failure to power on is only logged. \

@@ -159,6 +159,47 @@ impl Power {
             .any(|(a, _, _)| a.droplet == droplet && a.settled.is_none())
     }
 
+    /// A new power action on `droplet`, settled at once when the power time is zero.
+    fn add_action(
+        &mut self,
+        droplet: u64,
+        kind: &str,
+        now: Instant,
+        errored: bool,
+        req: &Request,
+    ) -> u64 {
+        let aid = self.next;
+        self.next += 1;
+        let token = req.header("authorization").unwrap_or("");
+        let tail: String = token
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        self.actions.insert(
+            aid,
+            (
+                PowerAction {
+                    id: aid,
+                    droplet,
+                    kind: kind.to_string(),
+                    status: "in-progress",
+                    requested: now,
+                    settled: None,
+                    settled_wall: None,
+                    token_tail: tail,
+                },
+                now + self.time,
+                errored,
+            ),
+        );
+        self.settle(now);
+        aid
+    }
+
     fn droplet_json(&self, id: u64) -> Option<Value> {
         let d = self.droplets.get(&id)?;
         Some(json!({
@@ -383,37 +424,7 @@ pub fn route(shared: &Shared, req: &Request, segs: &[&str], now: Instant) -> Res
             }
             // Lock order: power, then faults.
             let errored = shared.lock_faults().on_action();
-            let aid = p.next;
-            p.next += 1;
-            let due = now + p.time;
-            let token = req.header("authorization").unwrap_or("");
-            let tail: String = token
-                .chars()
-                .rev()
-                .take(4)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            p.actions.insert(
-                aid,
-                (
-                    PowerAction {
-                        id: aid,
-                        droplet: id,
-                        kind: kind.to_string(),
-                        status: "in-progress",
-                        requested: now,
-                        settled: None,
-                        settled_wall: None,
-                        token_tail: tail,
-                    },
-                    due,
-                    errored,
-                ),
-            );
-            // A zero power time completes at once.
-            p.settle(now);
+            let aid = p.add_action(id, kind, now, errored, req);
             let a = p.action_json(aid).unwrap_or(Value::Null);
             Response::json(201, &json!({"action": a}))
         }
@@ -434,6 +445,168 @@ pub fn action(shared: &Shared, id: &str, now: Instant) -> Option<Value> {
     let mut p = shared.lock_power();
     p.settle(now);
     p.action_json(id)
+}
+
+/// Hetzner's words for the power commands, and the kinds they are here.
+const HETZNER_COMMANDS: [(&str, &str); 5] = [
+    ("poweroff", "power_off"),
+    ("poweron", "power_on"),
+    ("reset", "power_cycle"),
+    ("shutdown", "shutdown"),
+    ("reboot", "reboot"),
+];
+
+fn hetzner_command(kind: &str) -> &str {
+    HETZNER_COMMANDS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map_or(kind, |(c, _)| c)
+}
+
+impl Power {
+    fn server_json_hetzner(&self, id: u64) -> Option<Value> {
+        let d = self.droplets.get(&id)?;
+        Some(json!({
+            "id": id,
+            "name": d.name,
+            "status": if d.on { "running" } else { "off" },
+            "locked": self.pending(id),
+            "created": "2026-01-05T10:00:00+00:00",
+            "server_type": {"name": "cx22"},
+            "datacenter": {"name": "fsn1-dc14", "location": {"name": "fsn1"}},
+            "labels": {},
+        }))
+    }
+
+    fn action_json_hetzner(&self, id: u64) -> Option<Value> {
+        let base = self.action_json(id)?;
+        let (a, _, _) = self.actions.get(&id)?;
+        let (status, progress, error) = match a.status {
+            "in-progress" => ("running", 0, Value::Null),
+            "completed" => ("success", 100, Value::Null),
+            _ => (
+                "error",
+                100,
+                json!({"code": "action_failed", "message": "Action failed"}),
+            ),
+        };
+        Some(json!({
+            "id": id,
+            "command": hetzner_command(&a.kind),
+            "status": status,
+            "progress": progress,
+            "started": base["started_at"],
+            "finished": base["completed_at"],
+            "resources": [{"id": a.droplet, "type": "server"}],
+            "error": error,
+        }))
+    }
+}
+
+/// `{"servers": [...], "meta": {"pagination": {...}}}`: one page (`per_page` 1-50, default 25).
+fn paged_hetzner(key: &str, all: Vec<Value>, q: &BTreeMap<String, String>) -> Response {
+    let per_page = q
+        .get("per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(25)
+        .min(50);
+    let page = q
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let total = all.len();
+    let last = total.div_ceil(per_page).max(1);
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    Response::json(
+        200,
+        &json!({key: items, "meta": {"pagination": {
+            "page": page,
+            "per_page": per_page,
+            "previous_page": if page > 1 { json!(page - 1) } else { Value::Null },
+            "next_page": if page < last { json!(page + 1) } else { Value::Null },
+            "last_page": last,
+            "total_entries": total,
+        }}}),
+    )
+}
+
+/// Hetzner's `/v1/servers...` (already authorized): the same servers and power as
+/// DigitalOcean's droplets, in Hetzner's words (`running`/`off`; actions `running`/`success`/
+/// `error`; `POST /v1/servers/{id}/actions/{poweroff,poweron,reset,shutdown,reboot}` without a
+/// body; 423 `locked` while an action runs). A power action on a server already in that state
+/// is accepted and completes without a change *(fake's choice; no source says)*.
+pub fn route_hetzner(shared: &Shared, req: &Request, segs: &[&str], now: Instant) -> Response {
+    use super::hetzner::error as herror;
+    let ids: Vec<u64> = shared.lock_state().droplets.keys().copied().collect();
+    let mut p = shared.lock_power();
+    p.know(ids);
+    p.settle(now);
+    let q = query(&req.target);
+    let id = segs
+        .get(1)
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|id| p.droplets.contains_key(id));
+    let not_found = || herror(404, "not_found", "resource not found");
+    match (segs, req.method.as_str()) {
+        (["servers"], "GET") => {
+            let name = q.get("name").cloned();
+            let all: Vec<Value> = p
+                .droplets
+                .iter()
+                .filter(|(_, d)| name.as_ref().is_none_or(|n| d.name == *n))
+                .filter_map(|(id, _)| p.server_json_hetzner(*id))
+                .collect();
+            paged_hetzner("servers", all, &q)
+        }
+        (["servers", _], "GET") => match id.and_then(|id| p.server_json_hetzner(id)) {
+            Some(v) => Response::json(200, &json!({"server": v})),
+            None => not_found(),
+        },
+        (["servers", _, "actions"], "GET") => {
+            let Some(id) = id else { return not_found() };
+            let status = q.get("status").map(|s| s.as_str());
+            let all: Vec<Value> = p
+                .actions
+                .iter()
+                .rev()
+                .filter(|(_, (a, _, _))| a.droplet == id)
+                .filter_map(|(aid, _)| p.action_json_hetzner(*aid))
+                .filter(|a| status.is_none_or(|s| a["status"] == s))
+                .collect();
+            paged_hetzner("actions", all, &q)
+        }
+        (["servers", _, "actions", command], "POST") => {
+            let Some(id) = id else { return not_found() };
+            let Some((_, kind)) = HETZNER_COMMANDS.iter().find(|(c, _)| c == command) else {
+                return not_found();
+            };
+            if p.pending(id) {
+                return herror(423, "locked", "server is locked");
+            }
+            let errored = shared.lock_faults().on_action();
+            let aid = p.add_action(id, kind, now, errored, req);
+            Response::json(201, &json!({"action": p.action_json_hetzner(aid)}))
+        }
+        (
+            ["servers"] | ["servers", _] | ["servers", _, "actions"] | ["servers", _, "actions", _],
+            _,
+        ) => herror(405, "method_not_allowed", "method not allowed"),
+        _ => not_found(),
+    }
+}
+
+/// `GET /v1/actions/{id}` for a power action, in Hetzner's words.
+pub fn action_hetzner(shared: &Shared, id: &str, now: Instant) -> Option<Value> {
+    let id: u64 = id.parse().ok()?;
+    let mut p = shared.lock_power();
+    p.settle(now);
+    p.action_json_hetzner(id)
 }
 
 #[cfg(test)]
