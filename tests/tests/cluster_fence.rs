@@ -513,6 +513,10 @@ fn split(setup: &Setup, holder: &str) {
     let fenced_before = setup.cloud.power_actions().len();
     let loser = other(holder);
     setup.cluster.settle(RECOVERY);
+    let history_before = (
+        setup.fence_history(holder, &loser).len(),
+        setup.fence_history(holder, holder).len(),
+    );
     let cut = |up: bool| {
         for n in setup.cluster.nodes() {
             n.netns
@@ -581,6 +585,24 @@ fn split(setup: &Setup, holder: &str) {
         .filter(|(r, _)| r.at >= before)
         .count();
     assert_eq!(moved, 0, "the IP never moved: it stayed on the winner");
+    // The fencer's own record agrees: one more fencing of the loser, by the holder; none of
+    // the holder.
+    let of_loser = setup.fence_history(holder, &loser);
+    assert_eq!(of_loser.len(), history_before.0 + 1, "{of_loser:?}");
+    assert!(
+        of_loser.contains(&(
+            "reboot".into(),
+            loser.clone(),
+            holder.to_string(),
+            "success".into()
+        )),
+        "{of_loser:?}"
+    );
+    assert_eq!(
+        setup.fence_history(holder, holder).len(),
+        history_before.1,
+        "the holder was never fenced"
+    );
     eprintln!(
         "2. split: {loser} fenced once by {holder}, {IP} stayed on {holder} ({:?})",
         t.elapsed()
