@@ -16,8 +16,14 @@ if [ "$(readlink -f "$link")" != "$(readlink -f "$dest/usr/lib/ocf/resource.d/cl
     echo "FAIL $link does not lead to cloudha/floatip"; fail=1
 fi
 "$link" meta-data | grep -q '<resource-agent name="floatip"' || { echo "FAIL $link meta-data"; fail=1; }
+# The fence agent, where pacemaker-fenced looks for it, with its man page.
+fence="$dest/usr/sbin/fence_cloudha"
+mode=$(stat -c %a "$fence" 2>/dev/null || echo missing)
+if [ "$mode" != 755 ]; then echo "FAIL $fence: mode $mode"; fail=1; fi
+"$fence" -o metadata | grep -q '<resource-agent name="fence_cloudha"' || { echo "FAIL $fence metadata"; fail=1; }
+[ -f "$dest/usr/share/man/man8/fence_cloudha.8" ] || { echo "FAIL no fence_cloudha(8)"; fail=1; }
 if [ "$fail" = 0 ]; then
-    echo "install: 4 passed, 0 failed"
+    echo "install: 7 passed, 0 failed"
 else
     echo "install: failed"
     exit 1

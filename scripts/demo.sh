@@ -2,11 +2,13 @@
 # The README's first command: on a fresh Debian 12 machine, as root, in a clone of this
 # repository. It installs what is needed (scripts/deps.sh), builds and installs the agents
 # (`make install`), starts the fake DigitalOcean cloud and a two-node Pacemaker cluster on this
-# machine with the README's `crm configure` block (docs/crm-configure.txt), shows crm_mon, then
-# the tutorial's own test: a client asking the floating IP every 50 ms through the fake cloud's
-# network, its answers coming from two app servers behind the active balancer; it crashes the
-# node that holds the floating IP, shows the gap the client saw, the first answers through the
-# survivor, where the IP went and how long it took, then stops everything (`DESTDIR=/some/dir bash scripts/demo.sh` installs the agents there
+# machine with the README's `crm configure` blocks (docs/crm-configure.txt, then the fencing
+# block docs/crm-configure-fencing.txt: fence_cloudha powers a failed node off through the fake's
+# API, which kills that node, then on, which boots it again), shows crm_mon, then the tutorial's
+# own test: a client asking the floating IP every 50 ms through the fake cloud's network, its
+# answers coming from two app servers behind the active balancer; it crashes the node that holds
+# the floating IP, shows the gap the client saw, the first answers through the survivor, the
+# fencing, where the IP went and how long it took, then stops everything (`DESTDIR=/some/dir bash scripts/demo.sh` installs the agents there
 # instead of under /usr, and the nodes use that copy). Nothing is left running: namespaces, processes and mounts go with it,
 # also on Ctrl-C or an error. It reaches nothing outside this machine.
 set -euo pipefail
@@ -42,12 +44,18 @@ fakecloud=$target/release/fakecloud
 step "A two-node cluster on this machine (node1, node2), and the fake cloud"
 # The tutorial's balancers: each HAProxy forwards to two app servers (app-1, app-2).
 CLUSTER_HAPROXY_CFG=$PWD/tests/cluster/haproxy-apps.cfg.in
+# The installed fence agent goes into each node's /usr/sbin; the fake's power acts on the nodes.
+# shellcheck disable=SC2034 # read by tests/cluster/cluster.sh
+CLUSTER_FENCE_AGENT=$destdir/usr/sbin/fence_cloudha
 cluster_up demo "$fakecloud" 0 "$ocf_tree"
 echo "the fake holds $CLUSTER_IP for droplets 101 (node1) and 102 (node2): admin at $CLUSTER_FAKE_URL/_fake/state"
 
 step "The README's configuration (docs/crm-configure.txt; the API pointed at the fake)"
 cat docs/crm-configure.txt
 cluster_configure docs/crm-configure.txt
+step "The README's fencing block (docs/crm-configure-fencing.txt; the API pointed at the fake)"
+cat docs/crm-configure-fencing.txt
+cluster_configure docs/crm-configure-fencing.txt
 deadline=$((SECONDS + 90))
 until [ -n "$(fip_node)" ] && [ -n "$(holder)" ] && [ "$(holder)" != null ]; do
     [ $SECONDS -lt $deadline ] || { echo "fip did not start" >&2; on node1 crm_mon -1 >&2; exit 1; }
@@ -88,6 +96,15 @@ ms=$(((t1 - t0) / 1000000))
 echo
 echo "$CLUSTER_IP moved from $active to $survivor (droplet $survivor_id) in ${ms} ms after the crash"
 echo "(seen by polling crm_mon and the fake; bench/failover.sh and bench/traffic.sh measure it)"
+step "Fencing history: $active was powered off (and on) through the API before the IP moved"
+on "$survivor" stonith_admin --history "$active"
+step "$active, powered on again, rejoins as the passive node"
+deadline=$((SECONDS + 90))
+until on "$survivor" crm_mon -1 2>/dev/null | grep -q 'Online: \[ node1 node2 \]'; do
+    [ $SECONDS -lt $deadline ] || { echo "$active did not rejoin" >&2; break; }
+    sleep 0.5
+done
+on "$survivor" crm_mon -1
 
 step "Stop the cluster and the fake"
 cluster_down

@@ -3,4 +3,5 @@
 //! bodies, rate-limit headers) and one module per cloud under `provider`.
 
 pub mod api;
+pub mod power;
 pub mod provider;

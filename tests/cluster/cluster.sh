@@ -23,6 +23,11 @@
 #   cluster_down
 # CLUSTER_HAPROXY_CFG (before cluster_up): the nodes' haproxy.cfg template (default
 # haproxy.cfg.in, which answers itself; haproxy-apps.cfg.in balances over the app servers).
+#
+# Fencing: set CLUSTER_FENCE_AGENT to a fence_cloudha binary before cluster_up. It is put in each
+# node's /usr/sbin, the droplets are named node1 and node2, and the fake's power actions act on
+# the nodes (tests/cluster/power-hook.sh): a power-off kills that node as `crash` does, a
+# power-on boots it again.
 
 CLUSTER_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CLUSTER_IP=203.0.113.10
@@ -37,6 +42,7 @@ CLUSTER_FAKE_PID=
 CLUSTER_FAKE_URL=
 CLUSTER_TRAFFIC_PID=
 declare -A CLUSTER_INIT=()
+CLUSTER_FENCE_AGENT=${CLUSTER_FENCE_AGENT:-}
 
 cluster_log() { printf '%s\n' "$*" >&2; }
 
@@ -106,15 +112,25 @@ cluster_up() {
             mkdir -p "$d/root/usr/lib/ocf"
             cp -a "$ocf_tree" "$d/root/usr/lib/ocf/resource.d"
         fi
+        if [ -n "$CLUSTER_FENCE_AGENT" ]; then
+            install -D -m 755 "$CLUSTER_FENCE_AGENT" "$d/root/usr/sbin/fence_cloudha"
+        fi
     done
+    local power=()
+    if [ -n "$CLUSTER_FENCE_AGENT" ]; then
+        power=(--name "101=node1" --name "102=node2" --power-time 1s
+               --power-hook "$CLUSTER_LIB_DIR/power-hook.sh")
+    fi
 
+    # What tests/cluster/power-hook.sh (run by the fake) needs to kill or boot a node.
+    export CLUSTER_HOOK_NS1=$n1 CLUSTER_HOOK_NS2=$n2 CLUSTER_HOOK_DIR=$CLUSTER_DIR
     # One fake for both nodes: each node's metadata at 169.254.169.254, the API on each node's
     # loopback, and a main listener here for the admin interface.
     "$fakecloud" --listen 127.0.0.1:0 --token-file "$CLUSTER_DIR/token" --ip "$CLUSTER_IP" \
         --droplet "101@169.254.169.254:80@$n1" --droplet "102@169.254.169.254:80@$n2" \
         --listen "127.0.0.1:$CLUSTER_API_PORT@$n1" --listen "127.0.0.1:$CLUSTER_API_PORT@$n2" \
         --anchor "101=${CLUSTER_ANCHORS[0]}/255.255.0.0" --anchor "102=${CLUSTER_ANCHORS[1]}/255.255.0.0" \
-        --action-time "$action_time" --ready-file "$CLUSTER_DIR/fake.ready" \
+        --action-time "$action_time" --ready-file "$CLUSTER_DIR/fake.ready" "${power[@]}" \
         > "$CLUSTER_DIR/fake.out" 2>&1 9>&- &
     CLUSTER_FAKE_PID=$!
     for _ in $(seq 1 100); do

@@ -241,7 +241,7 @@ impl Cluster {
     pub fn stage(&self, i: usize, path: &str, contents: &[u8], mode: u32) {
         let rel = path.strip_prefix('/').expect("an absolute path");
         assert!(
-            ["etc/", "var/", "usr/lib/ocf/"]
+            ["etc/", "var/", "usr/lib/ocf/", "usr/sbin/"]
                 .iter()
                 .any(|top| rel.starts_with(top)),
             "{path}: a node's own files live under /etc, /var or /usr/lib/ocf (its overlays)"
@@ -263,6 +263,30 @@ impl Cluster {
                 .arg("-a")
                 .arg(installed.root().join("usr/lib/ocf/resource.d"))
                 .arg(&dest));
+        }
+    }
+
+    /// Install the fence agent of an [`crate::Installed`] root (`usr/sbin/fence_cloudha`) into
+    /// every node's `/usr/sbin`, where pacemaker-fenced looks for fence agents.
+    pub fn stage_fence_agent(&self, installed: &crate::Installed) {
+        let agent = std::fs::read(installed.root().join("usr/sbin/fence_cloudha"))
+            .expect("the installed fence_cloudha");
+        for i in 0..self.nodes.len() {
+            self.stage(i, "/usr/sbin/fence_cloudha", &agent, 0o755);
+        }
+    }
+
+    /// Power node `i` off, as a cloud's power-off does: exactly a crash ([`Cluster::crash`]).
+    pub fn power_off(&self, i: usize) -> Instant {
+        self.crash(i)
+    }
+
+    /// Power node `i` on: a fresh start of that node (its CIB seeded again), not waited for.
+    /// Nothing is done when it runs already.
+    pub fn power_on(&self, i: usize) {
+        let n = &self.nodes[i];
+        if !n.is_running() {
+            self.start_node(n);
         }
     }
 

@@ -262,6 +262,21 @@ impl CloudNet {
             .ip(&["link", "set", &format!("node{}", i + 1), "down"]);
     }
 
+    /// Node `i` has power again: its link up, its route to the client and apps back.
+    pub fn power_back(&self, i: usize) {
+        let ns = &self.nodes[i];
+        sh(Command::new("ip").args(["-n", ns, "link", "set", "wan0", "up"]));
+        sh(Command::new("ip").args([
+            "-n",
+            ns,
+            "route",
+            "replace",
+            "192.0.2.0/24",
+            "via",
+            &router_side(i).to_string(),
+        ]));
+    }
+
     /// The router's routes and NAT rules, for failure messages.
     pub fn describe(&self) -> String {
         let out = Command::new("ip")

@@ -21,6 +21,25 @@ fn readme_shows_the_configuration_the_cluster_test_runs() {
 }
 
 #[test]
+fn readme_shows_the_fencing_configuration_the_fencing_test_runs() {
+    let readme = read("README.md");
+    let block = read("docs/crm-configure-fencing.txt");
+    assert!(block.contains("stonith-enabled=true"), "{block}");
+    let fenced = format!("```\n{block}```\n");
+    let shown = readme.find(&fenced).unwrap_or_else(|| {
+        panic!("README.md must show docs/crm-configure-fencing.txt verbatim in a ``` block")
+    });
+    let fencing = readme.find("## Fencing").expect("a Fencing section");
+    let main = readme
+        .find(&format!("```\n{}```\n", read("docs/crm-configure.txt")))
+        .expect("the DigitalOcean block");
+    assert!(
+        main < fencing && fencing < shown,
+        "the Fencing section follows the DigitalOcean block"
+    );
+}
+
+#[test]
 fn ci_runs_the_readme_test_command() {
     let readme = read("README.md");
     let ci = read(".ci/run");

@@ -5,6 +5,7 @@
 //!   mark NAME     an event happens now (printed)
 //!   report        the client-visible outage since the last mark
 //!   power-loss N  node N (1 or 2) loses power, as the network sees it
+//!   power-on N    node N has power again
 //! End of input: stop and remove everything.
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -219,13 +220,17 @@ fn main() -> Result<()> {
                     None => println!("the client has not been answered again yet ({} requests failed)", o.failed),
                 }
             }
-            Some("power-loss") => {
+            Some(cmd @ ("power-loss" | "power-on")) => {
                 let n: usize = words
                     .next()
                     .and_then(|w| w.parse().ok())
                     .filter(|n| (1..=2).contains(n))
-                    .ok_or_else(|| anyhow!("power-loss 1|2"))?;
-                net.power_loss(n - 1);
+                    .ok_or_else(|| anyhow!("{cmd} 1|2"))?;
+                if cmd == "power-loss" {
+                    net.power_loss(n - 1);
+                } else {
+                    net.power_back(n - 1);
+                }
             }
             Some(other) => eprintln!("cloudnet: unknown command {other}"),
             None => {}

@@ -24,6 +24,10 @@ const USAGE: &str = "usage: fakecloud [options]
   --rate-limit MIN/HOUR      requests per token per minute and per hour (default 250/5000)
   --seed N                   seed for faults that fire for a fraction of requests
   --ready-file PATH          also write the ready line to PATH
+  --name ID=NAME             the droplet's name (what fence_cloudha finds it by; default droplet-ID)
+  --power-time DURATION      how long power actions stay in-progress (default 500ms)
+  --power-hook PROGRAM       run `PROGRAM ID off|on` as a droplet goes off or on through a power
+                             action, before any answer says so (the demo kills or boots the node)
 Prints {\"api\":[URL...],\"admin\":URL,\"metadata\":{\"ID\":[URL...]}} on one line when ready
 (admin: the main API listener, in this namespace; /_fake/ is served on every API listener).";
 
@@ -74,6 +78,9 @@ struct Options {
     rate: Option<(u32, u32)>,
     seed: Option<u64>,
     ready_file: Option<String>,
+    names: Vec<(u64, String)>,
+    power_time: Option<Duration>,
+    power_hook: Option<String>,
 }
 
 /// The options, or None for `--help` (printed).
@@ -89,6 +96,9 @@ fn parse_args() -> Result<Option<Options>> {
         rate: None,
         seed: None,
         ready_file: None,
+        names: Vec::new(),
+        power_time: None,
+        power_hook: None,
     };
     let mut region = "nyc3".to_string();
     let mut args = std::env::args().skip(1);
@@ -188,6 +198,20 @@ fn parse_args() -> Result<Option<Options>> {
                 o.seed = Some(v.parse().map_err(|_| anyhow!("--seed {v}: not a number"))?);
             }
             "--ready-file" => o.ready_file = Some(value()?),
+            "--name" => {
+                let v = value()?;
+                let (id, name) = v
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--name {v}: expected ID=NAME"))?;
+                let id = id
+                    .parse()
+                    .map_err(|_| anyhow!("--name {v}: {id:?} is not a droplet id"))?;
+                o.names.push((id, name.to_string()));
+            }
+            "--power-time" => {
+                o.power_time = Some(parse_duration(&value()?).context("--power-time")?)
+            }
+            "--power-hook" => o.power_hook = Some(value()?),
             other => bail!("unknown option {other}\n{USAGE}"),
         }
     }
@@ -270,6 +294,24 @@ fn run() -> Result<()> {
             },
         };
         cloud.set_anchor(*id, addr, mask, &gw);
+    }
+    for (id, name) in &o.names {
+        cloud.name_droplet(*id, name);
+    }
+    if let Some(t) = o.power_time {
+        cloud.set_power_time(t);
+    }
+    if let Some(hook) = o.power_hook.clone() {
+        cloud.set_power_hook(Some(std::sync::Arc::new(move |id: u64, on: bool| {
+            let status = std::process::Command::new(&hook)
+                .arg(id.to_string())
+                .arg(if on { "on" } else { "off" })
+                .stdin(std::process::Stdio::null())
+                .status();
+            if !status.as_ref().is_ok_and(|s| s.success()) {
+                eprintln!("fakecloud: --power-hook {hook} {id}: {status:?}");
+            }
+        })));
     }
     cloud.set_action_time(o.action_time);
     cloud.set_metadata_lag(o.metadata_lag);

@@ -158,6 +158,9 @@ fn route(shared: &Shared, req: &Request, now: Instant) -> Response {
     };
     let segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let method = req.method.as_str();
+    if segs.first() == Some(&"droplets") {
+        return super::power::route(shared, req, &segs, now);
+    }
     let family = match segs.first() {
         Some(&"reserved_ips") => Some(RESERVED),
         Some(&"floating_ips") => Some(FLOATING),
@@ -240,7 +243,10 @@ fn route(shared: &Shared, req: &Request, now: Instant) -> Response {
                 Some(a) => Response::json(200, &json!({"action": a})),
                 None => {
                     drop(st);
-                    not_found(shared)
+                    match super::power::action(shared, id, now) {
+                        Some(a) => Response::json(200, &json!({"action": a})),
+                        None => not_found(shared),
+                    }
                 }
             }
         }

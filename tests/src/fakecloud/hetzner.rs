@@ -220,6 +220,9 @@ fn route(shared: &Shared, req: &Request, now: Instant) -> Response {
         return not_found();
     };
     let segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    if segs.first() == Some(&"servers") {
+        return super::power::route_hetzner(shared, req, &segs, now);
+    }
     let mut st = shared.lock_state();
     st.settle(now);
     let ip_id = |s: &str| {
@@ -282,7 +285,13 @@ fn route(shared: &Shared, req: &Request, now: Instant) -> Response {
         (["actions", action], "GET") => {
             match action.parse().ok().and_then(|a| action_json(&st, a)) {
                 Some(a) => Response::json(200, &json!({"action": a})),
-                None => not_found(),
+                None => {
+                    drop(st);
+                    match super::power::action_hetzner(shared, action, now) {
+                        Some(a) => Response::json(200, &json!({"action": a})),
+                        None => not_found(),
+                    }
+                }
             }
         }
         (["floating_ips"] | ["floating_ips", _] | ["actions", _], _)

@@ -15,10 +15,12 @@ mod faults;
 pub mod hetzner;
 mod http;
 mod metadata;
+mod power;
 mod state;
 pub mod vultr;
 
 pub use faults::{Fault, FaultKind, Scope, Trigger, OTHER_IP, OTHER_IP_ALT};
+pub use power::{PowerAction, PowerHook};
 pub use state::{ActionKind, ActionStatus, ActionView, Anchor, RateLimit, DEFAULT_REGION};
 
 use std::collections::HashMap;
@@ -102,6 +104,8 @@ pub(crate) struct Shared {
     started: Instant,
     api_url: Mutex<String>,
     pub(crate) dialect: Dialect,
+    /// Droplets' power (fencing), apart from the IPs' state.
+    power: Mutex<power::Power>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,6 +116,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(crate) fn lock_state(&self) -> MutexGuard<'_, state::State> {
         lock(&self.state)
+    }
+    pub(crate) fn lock_power(&self) -> MutexGuard<'_, power::Power> {
+        lock(&self.power)
     }
     pub(crate) fn lock_faults(&self) -> MutexGuard<'_, faults::Faults> {
         lock(&self.faults)
@@ -341,6 +348,7 @@ impl FakeCloud {
             started: Instant::now(),
             api_url: Mutex::new(String::new()),
             dialect,
+            power: Mutex::new(power::Power::new()),
         });
         let cloud = FakeCloud {
             guard: Arc::new(Guard { shared }),
@@ -604,5 +612,40 @@ impl FakeCloud {
     /// drops). Afterwards connections are refused.
     pub fn shutdown(&self) {
         self.shared().shutdown();
+    }
+}
+
+/// Droplets' power, for fencing (see `power`).
+impl FakeCloud {
+    /// Register droplet `id` with this name (and power, on).
+    pub fn name_droplet(&self, id: u64, name: &str) {
+        self.shared().lock_state().droplets.entry(id).or_default();
+        self.shared().lock_power().name(id, name);
+    }
+
+    /// How long a power action stays in progress (default 500 ms).
+    pub fn set_power_time(&self, d: Duration) {
+        self.shared().lock_power().time = d;
+    }
+
+    /// Called as each droplet goes off (false) or on (true) through a power action, before
+    /// any answer says so. It runs on the fake's thread, with the power state locked.
+    pub fn set_power_hook(&self, hook: Option<PowerHook>) {
+        self.shared().lock_power().set_hook(hook);
+    }
+
+    /// Whether droplet `id` is on, power actions due completed first (None: no such droplet).
+    pub fn is_on(&self, id: u64) -> Option<bool> {
+        self.shared().lock_power().is_on(id, Instant::now())
+    }
+
+    /// Power droplet `id` off or on without an action (a crash, the console); no hook.
+    pub fn set_on(&self, id: u64, on: bool) {
+        self.shared().lock_power().set_on(id, on);
+    }
+
+    /// Every power action so far, in order, those due completed first.
+    pub fn power_actions(&self) -> Vec<PowerAction> {
+        self.shared().lock_power().actions(Instant::now())
     }
 }
