@@ -410,6 +410,9 @@ fn read_head(conn: &mut TcpStream) -> String {
 /// One request of the client.
 #[derive(Clone, Debug)]
 pub struct Sample {
+    /// When the client meant to send it (every `every`).
+    pub scheduled: Instant,
+    /// When a worker sent it: later than `scheduled` only when every worker was busy.
     pub start: Instant,
     pub end: Instant,
     /// The answer's body (`app-N via BALANCER`), or what went wrong.
@@ -426,7 +429,8 @@ pub struct Client {
 
 /// How long a request may take before it counts as failed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
-const WORKERS: usize = 32;
+/// Enough for every request of a long outage to be in flight at once (1 s / 50 ms = 20).
+const WORKERS: usize = 64;
 
 impl Client {
     fn start(netns: &str, target: SocketAddrV4, every: Duration, limit: Duration) -> Client {
@@ -447,12 +451,14 @@ impl Client {
                 }
                 loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok(start) = job else { return };
+                    let Ok(scheduled) = job else { return };
+                    let start = Instant::now();
                     let result = request(target);
                     samples
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push(Sample {
+                            scheduled,
                             start,
                             end: Instant::now(),
                             result,
@@ -880,6 +886,7 @@ mod tests {
     fn sample(start: Instant, ms: u64, ok: Option<&str>) -> Sample {
         let s = start + Duration::from_millis(ms);
         Sample {
+            scheduled: s,
             start: s,
             end: s + Duration::from_millis(1),
             result: ok
