@@ -423,8 +423,10 @@ fn soak_with_faults_loses_nothing_outside_failovers() {
     assert_eq!(lost_in_reloads, 0, "reloads lost requests\n{report}");
 }
 
-/// The end of the outage an event at `at` opened: the first answer after the first failure
-/// that starts within 2 s of `at` (`at` itself when none fails then), bounded by RECOVERY.
+/// The end of the outage an event at `at` opened: the first answer after the first failure that
+/// starts within 2 s of `at`, from which on every request sent for 1 s is answered (a request
+/// sent during the outage may be answered late by a lucky SYN retransmission, with failures
+/// after it); `at` itself when nothing fails then; bounded by RECOVERY.
 fn window_end(samples: &[Sample], at: Instant) -> Instant {
     let Some(first_failure) = samples
         .iter()
@@ -432,9 +434,15 @@ fn window_end(samples: &[Sample], at: Instant) -> Instant {
     else {
         return at;
     };
+    let stable = |x: &Sample| {
+        samples
+            .iter()
+            .filter(|y| y.start >= x.start && y.start <= x.start + Duration::from_secs(1))
+            .all(|y| y.result.is_ok())
+    };
     samples
         .iter()
-        .find(|x| x.start > first_failure.start && x.result.is_ok())
+        .find(|x| x.start > first_failure.start && x.result.is_ok() && stable(x))
         .map(|x| x.start.min(at + RECOVERY))
         .unwrap_or(at + RECOVERY)
 }
