@@ -50,7 +50,13 @@ pub fn state_json(shared: &Shared) -> Value {
         .iter()
         .map(|ip| {
             let id = st.id_of_ip(ip);
-            let mut v = json!({"ip": ip, "id": id, "holder": st.holder(ip), "holders": st.holders(ip), "locked": st.locked(ip)});
+            let mut v = json!({"ip": ip, "holder": st.holder(ip), "locked": st.locked(ip)});
+            // DigitalOcean's shape is the original one; the other clouds address IPs by id and
+            // (Exoscale) may have several holders.
+            if shared.dialect != Dialect::DigitalOcean {
+                v["id"] = json!(id);
+                v["holders"] = json!(st.holders(ip));
+            }
             if exo {
                 v["uuid"] = json!(id.map(exoscale::ip_uuid));
                 v["holder_uuids"] = json!(st
