@@ -11,6 +11,8 @@ use cloudha_tests::cluster::{
 };
 use cloudha_tests::fakecloud::{exoscale, hetzner, FakeCloud, Fault, Listener, Scope};
 use cloudha_tests::{agent_bin, require_program, Installed};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const IP: &str = "203.0.113.10";
@@ -158,6 +160,65 @@ impl Cloud {
         (faults, n)
     }
 }
+/// Watches the fake's holders of the IP every 20 ms for the whole scenario list, between the
+/// steps too: every time the IP had several holders at once (Exoscale's attach-then-detach
+/// makes one such window per move, for as long as the detach takes).
+struct HolderWatch {
+    stop: Arc<AtomicBool>,
+    windows: Arc<Mutex<Vec<Duration>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HolderWatch {
+    fn start(cloud: &FakeCloud) -> HolderWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let windows: Arc<Mutex<Vec<Duration>>> = Arc::default();
+        let (c, s, w) = (cloud.clone(), Arc::clone(&stop), Arc::clone(&windows));
+        let thread = std::thread::spawn(move || {
+            let mut since: Option<Instant> = None;
+            let close = |since: &mut Option<Instant>| {
+                if let Some(t) = since.take() {
+                    w.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(t.elapsed());
+                }
+            };
+            while !s.load(Ordering::SeqCst) {
+                if c.holders(IP).len() > 1 {
+                    since.get_or_insert_with(Instant::now);
+                } else {
+                    close(&mut since);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            close(&mut since);
+        });
+        HolderWatch {
+            stop,
+            windows,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop watching; every window with several holders, in order.
+    fn finish(mut self) -> Vec<Duration> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for HolderWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 /// The cluster and the fake cloud it talks to, set up as a user would (plus the fake).
 struct Setup {
     cloud_kind: Cloud,
@@ -427,6 +488,7 @@ fn readme_configuration_survives_failures_and_failovers(kind: Cloud) {
     eprintln!("{kind:?}: cluster up in {:?}", t0.elapsed());
 
     // 1. Everything starts; the IP is held by the node that runs floatip, and by it alone.
+    let watch = HolderWatch::start(cloud);
     cluster.configure(&setup.readme_block());
     setup.wait_clones_everywhere("the address and lb on both nodes");
     let active = setup.wait_for_holder("fip", None, "first start");
@@ -608,6 +670,26 @@ fn readme_configuration_survives_failures_and_failovers(kind: Cloud) {
     assert_eq!(s.online_nodes(), vec![survivor.clone()]);
     assert_eq!(s.running_on("lb"), vec![survivor.clone()]);
     setup.assert_haproxy_answers(&survivor);
+
+    // Between the steps too: several holders only while a start moves the IP (Exoscale's
+    // attach, then detach), never left so: no window outlasts fip's start timeout (60 s).
+    let windows = watch.finish();
+    let longest = windows.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "{kind:?}: {} windows with several holders, the longest {longest:?}",
+        windows.len()
+    );
+    if kind == Cloud::Exoscale {
+        assert!(
+            longest < Duration::from_secs(60),
+            "{IP} had several holders for {longest:?}"
+        );
+    } else {
+        assert!(
+            windows.is_empty(),
+            "{IP} had several holders on {kind:?}: {windows:?}"
+        );
+    }
     eprintln!("{kind:?}: every scenario passed in {:?}", t0.elapsed());
 }
 
