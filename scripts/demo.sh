@@ -2,9 +2,11 @@
 # The README's first command: on a fresh Debian 12 machine, as root, in a clone of this
 # repository. It installs what is needed (scripts/deps.sh), builds and installs the agents
 # (`make install`), starts the fake DigitalOcean cloud and a two-node Pacemaker cluster on this
-# machine with the README's `crm configure` block (docs/crm-configure.txt), shows crm_mon,
-# crashes the node that holds the floating IP, shows where the IP went and how long it took,
-# then stops everything (`DESTDIR=/some/dir bash scripts/demo.sh` installs the agents there
+# machine with the README's `crm configure` block (docs/crm-configure.txt), shows crm_mon, then
+# the tutorial's own test: a client asking the floating IP every 50 ms through the fake cloud's
+# network, its answers coming from two app servers behind the active balancer; it crashes the
+# node that holds the floating IP, shows the gap the client saw, the first answers through the
+# survivor, where the IP went and how long it took, then stops everything (`DESTDIR=/some/dir bash scripts/demo.sh` installs the agents there
 # instead of under /usr, and the nodes use that copy). Nothing is left running: namespaces, processes and mounts go with it,
 # also on Ctrl-C or an error. It reaches nothing outside this machine.
 set -euo pipefail
@@ -31,13 +33,15 @@ ocf_tree=
 [ -n "$destdir" ] && ocf_tree=$(cd "$destdir/usr/lib/ocf/resource.d" && pwd)
 
 step "Build the fake cloud"
-cargo build -q --release --locked -p cloudha-tests --bin fakecloud
+cargo build -q --release --locked -p cloudha-tests --bin fakecloud --bin cloudnet
 fakecloud=$target/release/fakecloud
 
 # shellcheck source=tests/cluster/cluster.sh
 . tests/cluster/cluster.sh
 
 step "A two-node cluster on this machine (node1, node2), and the fake cloud"
+# The tutorial's balancers: each HAProxy forwards to two app servers (app-1, app-2).
+CLUSTER_HAPROXY_CFG=$PWD/tests/cluster/haproxy-apps.cfg.in
 cluster_up demo "$fakecloud" 0 "$ocf_tree"
 echo "the fake holds $CLUSTER_IP for droplets 101 (node1) and 102 (node2): admin at $CLUSTER_FAKE_URL/_fake/state"
 
@@ -57,7 +61,16 @@ echo "$CLUSTER_IP is on $active: the fake says droplet $(holder) holds it"
 
 if [ "$active" = node1 ]; then survivor=node2; else survivor=node1; fi
 survivor_id=${CLUSTER_DROPLETS[$((${survivor#node} - 1))]}
-step "Crash $active (SIGKILL of corosync, pacemakerd and everything else on it)"
+
+step "A client asks http://$CLUSTER_IP/ every 50 ms, a new connection each time (the tutorial's curl loop)"
+echo "(the fake cloud's network delivers $CLUSTER_IP to the droplet the fake API says holds it;"
+echo " each line: how many answers in a row, through which balancer, from which app servers)"
+cluster_traffic "$target/release/cloudnet"
+sleep 3
+
+step "Crash $active (power loss: SIGKILL of corosync, pacemakerd and everything else on it)"
+traffic mark "crash of $active"
+traffic power-loss "${active#node}"
 t0=$(date +%s%N)
 crash "$active"
 deadline=$((SECONDS + 60))
@@ -66,11 +79,15 @@ until [ "$(holder)" = "$survivor_id" ] && [ "$(fip_node)" = "$survivor" ]; do
     sleep 0.05
 done
 t1=$(date +%s%N)
+sleep 2
+traffic report
+sleep 0.2
+step "crm_mon on $survivor"
 on "$survivor" crm_mon -1
 ms=$(((t1 - t0) / 1000000))
 echo
 echo "$CLUSTER_IP moved from $active to $survivor (droplet $survivor_id) in ${ms} ms after the crash"
-echo "(seen by polling crm_mon and the fake; bench/failover.sh measures it precisely)"
+echo "(seen by polling crm_mon and the fake; bench/failover.sh and bench/traffic.sh measure it)"
 
 step "Stop the cluster and the fake"
 cluster_down

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(pacemaker pacemaker-cli-utils corosync crmsh pcs resource-agents haproxy libxml2-utils
-          iproute2 socat arping procps psmisc make gcc curl ca-certificates man-db keepalived
+          iproute2 nftables socat arping procps psmisc make gcc curl ca-certificates man-db keepalived
           dpkg-dev debhelper fakeroot build-essential docbook-xsl xsltproc lintian shellcheck)
 
 if [ "$(id -u)" -ne 0 ]; then

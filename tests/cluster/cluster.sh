@@ -14,7 +14,15 @@
 #   holder                                              droplet id holding $CLUSTER_IP
 #   fip_node                                            node running fip ("" if none)
 #   crash NODE                                          SIGKILL every process of that node
+#   cluster_traffic CLOUDNET                            the fake cloud's network carrying
+#                                                        $CLUSTER_IP to its holder, two app
+#                                                        servers and a client whose answers print
+#                                                        on stdout (tests/src/bin/cloudnet.rs)
+#   traffic CMD                                         a command to it: mark NAME, report,
+#                                                        power-loss N
 #   cluster_down
+# CLUSTER_HAPROXY_CFG (before cluster_up): the nodes' haproxy.cfg template (default
+# haproxy.cfg.in, which answers itself; haproxy-apps.cfg.in balances over the app servers).
 
 CLUSTER_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CLUSTER_IP=203.0.113.10
@@ -27,6 +35,7 @@ CLUSTER_DIR=
 CLUSTER_TAG=
 CLUSTER_FAKE_PID=
 CLUSTER_FAKE_URL=
+CLUSTER_TRAFFIC_PID=
 declare -A CLUSTER_INIT=()
 
 cluster_log() { printf '%s\n' "$*" >&2; }
@@ -88,8 +97,9 @@ cluster_up() {
         chmod 755 "$d"
         sed -e "s|@RING1@|192.168.77.1|; s|@RING2@|192.168.77.2|; s|@NODE_DIR@|$d|" \
             "$CLUSTER_LIB_DIR/corosync.conf.in" > "$d/root/etc/corosync/corosync.conf"
-        sed -e "s|@ANCHOR@|${CLUSTER_ANCHORS[$((i - 1))]}|; s|@NODE@|node$i|" \
-            "$CLUSTER_LIB_DIR/haproxy.cfg.in" > "$d/root/etc/haproxy/haproxy.cfg"
+        sed -e "s|@ANCHOR@|${CLUSTER_ANCHORS[$((i - 1))]}|; s|@BIND@|${CLUSTER_ANCHORS[$((i - 1))]}|" \
+            -e "s|@NODE@|node$i|" "${CLUSTER_HAPROXY_CFG:-$CLUSTER_LIB_DIR/haproxy.cfg.in}" \
+            > "$d/root/etc/haproxy/haproxy.cfg"
         install -m 600 "$CLUSTER_DIR/token" "$d/root/etc/cloudha/do-token"
         install -m 600 "$CLUSTER_DIR/seed.xml" "$d/root/var/lib/pacemaker/cib/cib.xml"
         if [ -n "$ocf_tree" ]; then
@@ -123,6 +133,8 @@ cluster_up() {
             bash "$CLUSTER_LIB_DIR/node.sh" "$CLUSTER_DIR/node$i" "node$i" \
             < /dev/null > /dev/null 2>&1 9>&- &
         pid=$!
+        # Not this shell's job any more: its death at a crash is not reported ("Killed ...").
+        disown "$pid"
         init=
         for _ in $(seq 1 100); do
             init=$(awk '{print $1}' "/proc/$pid/task/$pid/children" 2>/dev/null)
@@ -189,9 +201,28 @@ crash() {
     CLUSTER_INIT[$1]=
 }
 
+cluster_traffic() {
+    local cloudnet=$1
+    mkfifo "$CLUSTER_DIR/traffic.in"
+    # It ignores Ctrl-C and stops at the end of its input, which comes when this shell ends
+    # however it ends: it always removes its namespaces.
+    (trap '' INT TERM HUP; exec "$cloudnet" --node "$(cluster_ns node1)=${CLUSTER_DROPLETS[0]}" \
+        --node "$(cluster_ns node2)=${CLUSTER_DROPLETS[1]}" --ip "$CLUSTER_IP" \
+        --admin "$CLUSTER_FAKE_URL" --anchor "${CLUSTER_ANCHORS[0]}" --anchor "${CLUSTER_ANCHORS[1]}" \
+        < "$CLUSTER_DIR/traffic.in" 9>&-) &
+    CLUSTER_TRAFFIC_PID=$!
+    exec 8> "$CLUSTER_DIR/traffic.in"
+}
+traffic() { printf '%s\n' "$*" >&8; }
+
 cluster_down() {
     set +e
     local n init deadline ns
+    if [ -n "$CLUSTER_TRAFFIC_PID" ]; then
+        exec 8>&-
+        wait "$CLUSTER_TRAFFIC_PID" 2>/dev/null
+        CLUSTER_TRAFFIC_PID=
+    fi
     for n in node1 node2; do
         init=${CLUSTER_INIT[$n]:-}
         [ -n "$init" ] && kill -TERM "$init" 2>/dev/null

@@ -45,6 +45,14 @@ const NETNS_TAG: &str = "cluster";
 const STOP_GRACE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(200);
 
+/// corosync's token timeout in ms: 1000, or `CLOUDHA_COROSYNC_TOKEN` (benchmarks compare).
+pub fn corosync_token_ms() -> u64 {
+    std::env::var("CLOUDHA_COROSYNC_TOKEN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
 /// One node: its namespace, ring address and directory (logs, overlays, staged files).
 pub struct Node {
     pub name: String,
@@ -202,6 +210,7 @@ impl Cluster {
         };
         for i in 0..2 {
             let conf = COROSYNC_CONF
+                .replace("token: 1000", &format!("token: {}", corosync_token_ms()))
                 .replace("@RING1@", &cluster.nodes[0].ring_addr)
                 .replace("@RING2@", &cluster.nodes[1].ring_addr)
                 .replace("@NODE_DIR@", &cluster.nodes[i].dir.display().to_string());

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod fakecloud;
 pub mod keepalived;
+pub mod traffic;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

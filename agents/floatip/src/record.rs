@@ -66,7 +66,8 @@ impl Record for Started {
     /// None for anything that is not a whole record.
     fn parse(text: &str) -> Option<Started> {
         let (mut ip, mut server, mut since, mut id) = (None, None, None, None);
-        let mut provider = Some(ProviderKind::DigitalOcean);
+        // The default provider (DigitalOcean), which wrote the first form.
+        let mut provider = Some(ProviderKind::default());
         // An id is one word of text: a control character is damage (or tampering).
         let word = |v: &str| !v.is_empty() && !v.contains(char::is_control);
         for line in text.lines() {
@@ -97,10 +98,14 @@ impl Record for Started {
 mod tests {
     use super::*;
 
+    fn hetzner() -> ProviderKind {
+        ProviderKind::parse("hetzner").unwrap()
+    }
+
     #[test]
     fn round_trip() {
         let s = Started::now(
-            ProviderKind::Hetzner,
+            hetzner(),
             "203.0.113.7".parse().unwrap(),
             ServerId("42".into()),
             IpId("4711".into()),
@@ -134,7 +139,7 @@ mod tests {
         // As DigitalOcean-only versions wrote it: no id (the address is DigitalOcean's id).
         let old = Started::parse("ip=203.0.113.7\nserver=42\nsince=1700000000\n").unwrap();
         assert_eq!(old.id, None);
-        assert_eq!(old.provider, ProviderKind::DigitalOcean);
+        assert_eq!(old.provider.name(), "digitalocean");
         assert_eq!(old.server, ServerId("42".into()));
         assert_eq!(Started::parse(&old.to_text()), Some(old));
     }
@@ -146,7 +151,7 @@ mod tests {
         fn line() -> impl Strategy<Value = String> {
             prop_oneof![
                 "(ip|server|since|id|provider)=.{0,20}",
-                "provider=(digitalocean|hetzner)",
+                "provider=(digitalocean|hetzner|exoscale|vultr)",
                 "id=[0-9]{1,8}",
                 "ip=(203\\.0\\.113\\.[0-9]{1,3}|2001:db8::[0-9a-f]{1,4})",
                 "server=[0-9]{1,12}",
@@ -167,8 +172,8 @@ mod tests {
             }
 
             #[test]
-            fn records_round_trip(a in any::<[u8; 4]>(), server in "[0-9]{1,12}", since in any::<u64>(), id in proptest::option::of("[0-9a-f.:-]{1,36}"), hetzner in any::<bool>()) {
-                let provider = if hetzner { ProviderKind::Hetzner } else { ProviderKind::DigitalOcean };
+            fn records_round_trip(a in any::<[u8; 4]>(), server in "[0-9]{1,12}", since in any::<u64>(), id in proptest::option::of("[0-9a-f.:-]{1,36}"), which in 0..crate::provider::PROVIDERS.len()) {
+                let provider = ProviderKind::parse(crate::provider::PROVIDERS[which].name).unwrap();
                 let r = Started { provider, ip: IpAddr::from(a), server: ServerId(server), id: id.map(IpId), since };
                 prop_assert_eq!(Started::parse(&r.to_text()), Some(r));
             }

@@ -2,7 +2,7 @@
 //! and the provider. Anything wrong here is wrong on every node: 6, naming the parameter.
 //! The token is read apart (`token`): a stop and most monitors never need it.
 
-use crate::provider::{exoscale, Endpoints, ProviderKind};
+use crate::provider::{Endpoints, ProviderKind};
 use crate::{API_KEY, API_URL, IP, METADATA_URL, PROVIDER, ZONE};
 use cloudha_common::{Context, HttpUrl, OcfError, OcfResult};
 use std::net::IpAddr;
@@ -30,19 +30,24 @@ impl Settings {
                 OcfError::generic(format!("the {provider:?} default URL {url} {why}"))
             })
         };
-        // Exoscale: the key the secret signs for, and the zone its API's name depends on.
-        let (api_key, zone) = if provider == ProviderKind::Exoscale {
-            let key = p.need(&API_KEY)?;
-            if key.trim().is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(p.invalid(&API_KEY, "is not an API key (EXO...)"));
+        // Where the cloud signs (Exoscale): the key the secret signs for.
+        let api_key = match provider.api_key {
+            Some(_) => {
+                let key = p.need(&API_KEY)?;
+                if key.trim().is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(p.invalid(&API_KEY, "is not an API key"));
+                }
+                Some(key)
             }
-            let zone = match p.read(&ZONE)? {
-                Some(z) => Some(exoscale::api_url(&z).map_err(|why| p.invalid(&ZONE, why))?),
-                None => None,
-            };
-            (Some(key), zone)
-        } else {
-            (None, None)
+            None => None,
+        };
+        // Where the API is per zone (Exoscale): the zone's API, when the zone is set.
+        let zone = match (&provider.zone, p.read(&ZONE)?) {
+            (Some(zoned), Some(z)) => {
+                Some((zoned.api_url)(&z).map_err(|why| p.invalid(&ZONE, why))?)
+            }
+            _ => None,
         };
         let api = match (p.read(&API_URL)?, zone, default_api) {
             (Some(url), _, _) => Some(url),
@@ -101,7 +106,7 @@ mod tests {
     fn defaults_and_legacy_name() {
         let c = settings(&[("OCF_RESKEY_floating_ip", "203.0.113.7")]).unwrap();
         assert_eq!(c.ip.to_string(), "203.0.113.7");
-        assert_eq!(c.provider, ProviderKind::DigitalOcean);
+        assert_eq!(c.provider.name(), "digitalocean");
         assert_eq!(
             c.endpoints.api.as_ref().unwrap().as_str(),
             "https://api.digitalocean.com"
@@ -144,8 +149,20 @@ mod tests {
                 ("OCF_RESKEY_ip", "203.0.113.7"),
                 ("OCF_RESKEY_provider", "aws")
             ]),
-            "parameter 'provider': 'aws' is not supported (supported: digitalocean, hetzner, exoscale)"
+            format!(
+                "parameter 'provider': 'aws' is not supported (supported: {})",
+                crate::provider::PROVIDERS
+                    .iter()
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         );
+        assert!(reason(&[
+            ("OCF_RESKEY_ip", "203.0.113.7"),
+            ("OCF_RESKEY_provider", "aws")
+        ])
+        .contains("digitalocean, hetzner"));
         assert!(reason(&[
             ("OCF_RESKEY_ip", "2001:db8::5"),
             ("OCF_RESKEY_provider", "hetzner")
@@ -160,7 +177,7 @@ mod tests {
             ("OCF_RESKEY_provider", "hetzner"),
         ])
         .unwrap();
-        assert_eq!(c.provider, ProviderKind::Hetzner);
+        assert_eq!(c.provider.name(), "hetzner");
         assert_eq!(
             c.endpoints.api.as_ref().unwrap().as_str(),
             "https://api.hetzner.cloud"
@@ -190,7 +207,7 @@ mod tests {
         assert_eq!(e.reason, "parameter 'api_key' is required but not set");
         let key = ("OCF_RESKEY_api_key", "EXO0123456789abcdef");
         let c = settings(&[ip, exo, key]).unwrap();
-        assert_eq!(c.provider, ProviderKind::Exoscale);
+        assert_eq!(c.provider.name(), "exoscale");
         assert!(
             c.endpoints.api.is_none(),
             "the zone comes from the metadata"

@@ -5,13 +5,68 @@
 
 mod common;
 
-use cloudha_tests::{check_metadata, ocf_tester, require_root, Installed};
-use common::{cloud, hetzner, run_with, A, B, IP, TOKEN};
+use cloudha_tests::{
+    agent_bin, check_metadata, ocf_tester, output, require_program, require_root, workspace_root,
+    Installed,
+};
+use common::{cloud, exoscale, hetzner, run_with, vultr, A, B, EXO_KEY, IP, TOKEN};
 use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn metadata_is_checked_in_and_valid() {
     check_metadata("floatip");
+}
+
+/// floatip(7) as the Debian package makes it (tools/man/ra2man.sh from the meta-data), read
+/// with `man -l`: every provider is there, with its name, its title, its default API and
+/// metadata URLs, and the parameters it needs; groff has nothing to say.
+#[test]
+fn the_man_page_describes_every_provider() {
+    require_program("/usr/bin/xsltproc");
+    require_program("/usr/bin/man");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = output(
+        std::process::Command::new("sh")
+            .arg(workspace_root().join("tools/man/ra2man.sh"))
+            .arg(dir.path())
+            .args(["cloudha", "cloudha-agents test"])
+            .arg(agent_bin("floatip")),
+    );
+    assert_eq!(code, 0, "{out}");
+    let page = dir.path().join("ocf_cloudha_floatip.7");
+    let man = std::process::Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(&page)
+        .env("MANWIDTH", "80")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&man.stdout).into_owned();
+    let said = String::from_utf8_lossy(&man.stderr);
+    assert!(man.status.success(), "{said}");
+    assert!(said.trim().is_empty(), "groff says: {said}");
+    // The page's words, whatever the line breaks.
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let has = |what: &str| words.contains(what);
+    for c in cloudha_cloud::provider::PROVIDERS {
+        for what in [
+            format!("{} ({})", c.name, c.title),
+            format!("{} ({})", c.api_url, c.name),
+            format!("{} ({})", c.metadata_url, c.name),
+            format!("{} (provider={}): ", c.title, c.name),
+        ] {
+            assert!(has(&what), "floatip(7) lacks {what:?}:\n{text}");
+        }
+        if c.api_key.is_some() {
+            assert!(has(&format!("Required with provider={}", c.name)), "{text}");
+        }
+        if c.zone.is_some() {
+            assert!(has(&format!("Zone (provider={})", c.name)), "{text}");
+        }
+    }
+    assert!(
+        has(r#"(optional, string, default "digitalocean")"#),
+        "{text}"
+    );
 }
 
 /// ocf-tester's instance state went to the default HA_RSCTMP: after its final stop only the
@@ -83,6 +138,60 @@ fn ocf_tester_passes_against_the_hetzner_fake() {
     tidy(&name);
     assert!(ok, "ocf-tester (hetzner) failed:\n{out}");
     assert_eq!(c.fake.holder(IP), Some(A));
+}
+
+#[test]
+fn ocf_tester_passes_against_the_vultr_fake() {
+    require_root();
+    let installed = Installed::new();
+    let c = vultr(Some(B), &[A]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let api = c.fake.api_url();
+    let name = format!("floatip-ocft-vultr-{}", std::process::id());
+    let (ok, out) = ocf_tester(
+        &installed.agent("cloudha", "floatip"),
+        &name,
+        &[
+            ("provider", "vultr"),
+            ("ip", IP),
+            ("api_token_file", &token),
+            ("api_url", &api),
+            ("metadata_url", &c.nodes[0].metadata_url),
+        ],
+        None,
+    );
+    tidy(&name);
+    assert!(ok, "ocf-tester (vultr) failed:\n{out}");
+    assert_eq!(c.fake.holder(IP), Some(A));
+}
+
+#[test]
+fn ocf_tester_passes_against_the_exoscale_fake() {
+    require_root();
+    let installed = Installed::new();
+    let c = exoscale(Some(B), &[A]);
+    let dir = tempfile::tempdir().unwrap();
+    // The secret, in a file as the token is; the key names it.
+    let secret = token_file(dir.path());
+    let api = c.fake.api_url();
+    let name = format!("floatip-ocft-exoscale-{}", std::process::id());
+    let (ok, out) = ocf_tester(
+        &installed.agent("cloudha", "floatip"),
+        &name,
+        &[
+            ("provider", "exoscale"),
+            ("ip", IP),
+            ("api_key", EXO_KEY),
+            ("api_token_file", &secret),
+            ("api_url", &api),
+            ("metadata_url", &c.nodes[0].metadata_url),
+        ],
+        None,
+    );
+    tidy(&name);
+    assert!(ok, "ocf-tester (exoscale) failed:\n{out}");
+    assert_eq!(c.fake.holders(IP), [A], "this instance alone");
 }
 
 #[test]

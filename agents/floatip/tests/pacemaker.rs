@@ -6,7 +6,7 @@
 mod common;
 
 use cloudha_tests::{crm_validate, output, require_program, require_root, sh, Installed};
-use common::{cloud, hetzner, A, B, IP, TOKEN};
+use common::{cloud, exoscale, hetzner, vultr, A, B, EXO_KEY, IP, TOKEN};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
@@ -61,6 +61,52 @@ fn pacemaker_runs_it() {
     let (code, out) = validate(&v6);
     assert_eq!(code, 6, "{out}");
     assert!(out.contains("/64 networks"), "{out}");
+
+    // provider=vultr: its own fake, the same token file (the API key).
+    let v = vultr(Some(B), &[A]);
+    let vultr_options = vec![
+        "provider=vultr".to_string(),
+        format!("ip={IP}"),
+        format!("api_token_file={token}"),
+        format!("api_url={}", v.fake.api_url()),
+        format!("metadata_url={}", v.nodes[0].metadata_url),
+    ];
+    let (code, out) = validate(&vultr_options);
+    assert_eq!(code, 0, "{out}");
+    let mut v6 = vultr_options.clone();
+    v6[1] = "ip=2001:db8::7".into();
+    let (code, out) = validate(&v6);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("/64 subnets"), "{out}");
+
+    // provider=exoscale: its own fake, the key, and the same file as its secret.
+    let e = exoscale(Some(B), &[A]);
+    let exoscale_options = vec![
+        "provider=exoscale".to_string(),
+        format!("ip={IP}"),
+        format!("api_key={EXO_KEY}"),
+        format!("api_token_file={token}"),
+        format!("api_url={}", e.fake.api_url()),
+        format!("metadata_url={}", e.nodes[0].metadata_url),
+    ];
+    let (code, out) = validate(&exoscale_options);
+    assert_eq!(code, 0, "{out}");
+    let no_key: Vec<String> = exoscale_options
+        .iter()
+        .filter(|o| !o.starts_with("api_key="))
+        .cloned()
+        .collect();
+    let (code, out) = validate(&no_key);
+    assert_eq!(code, 6, "{out}");
+    assert!(
+        out.contains("parameter 'api_key' is required but not set"),
+        "{out}"
+    );
+    let mut bad_zone = exoscale_options.clone();
+    bad_zone.push("zone=evil.example/x".into());
+    let (code, out) = validate(&bad_zone);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("parameter 'zone': "), "{out}");
 
     // The executor, with a CIB file.
     let cib = dir.path().join("cib.xml");

@@ -5,7 +5,7 @@
 mod common;
 
 use cloudha_tests::fakecloud::{Fault, Scope};
-use common::{cloud, Cloud, A, B, TOKEN};
+use common::{cloud, vultr, Cloud, A, B, TOKEN};
 use predicates::str::contains;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -126,6 +126,26 @@ fn the_token_is_never_printed() {
         "bad ip",
         [0, 6, 6, 7, 6, 7, 7, 0, 0, 3, 3],
     );
+}
+
+/// Vultr's key is a Bearer token too, and its errors are plain `error` texts: fine weather, a
+/// rejected key, a failing API.
+#[test]
+fn the_vultr_key_is_never_printed() {
+    require_root_for_files();
+    let timeout = [("OCF_RESKEY_CRM_meta_timeout", "2000")];
+    every_action(
+        &vultr(Some(B), &[A]),
+        &timeout,
+        "vultr",
+        [0, 0, 0, 7, 0, 0, 0, 0, 0, 3, 3],
+    );
+    let c = vultr(Some(B), &[A]);
+    c.fake.revoke_token(TOKEN);
+    every_action(&c, &timeout, "vultr 401", [0, 0, 6, 7, 6, 7, 7, 0, 0, 3, 3]);
+    let c = vultr(Some(B), &[A]);
+    c.fake.inject(Fault::status(Scope::Api, 503));
+    every_action(&c, &timeout, "vultr 503", [0, 0, 1, 7, 1, 7, 7, 0, 0, 3, 3]);
 }
 
 fn require_root_for_files() {

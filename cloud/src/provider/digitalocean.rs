@@ -13,6 +13,26 @@ pub const API_URL: &str = "https://api.digitalocean.com";
 /// The droplet metadata service.
 pub const METADATA_URL: &str = DEFAULT_METADATA_URL;
 
+/// DigitalOcean, as the agent and its meta-data know it.
+pub const CLOUD: super::Cloud = super::Cloud {
+    name: "digitalocean",
+    // Accepted since the first release, not advertised.
+    aliases: &["do"],
+    title: "DigitalOcean",
+    server_word: "droplet",
+    ip_word: "reserved IP",
+    api_url: API_URL,
+    metadata_url: METADATA_URL,
+    api_key: None,
+    zone: None,
+    describes: "one assign action moves a reserved IP from any droplet (an action pending on it, HTTP 422, is waited out; \
+retry-after and ratelimit-reset are honoured). The droplet metadata service says which reserved IP the droplet holds: \
+a monitor asks it only, never the API (during the 60 s after a start, a \"not here\" is checked with one API read, which decides). \
+validate-all at OCF_CHECK_LEVEL=10 reads the one IP.",
+    check_address,
+    connect: |endpoints, token| Box::new(DigitalOcean::new(endpoints, token)),
+};
+
 /// Reserved IPs are IPv4 here (the v2 `reserved_ips` calls).
 pub fn check_address(ip: IpAddr) -> Result<(), String> {
     super::public_ipv4(
@@ -122,7 +142,7 @@ fn parse_holding(body: &Value, asked: IpAddr) -> Option<IpHolding> {
 
 impl Provider for DigitalOcean {
     fn server_word(&self) -> &'static str {
-        "droplet"
+        CLOUD.server_word
     }
 
     fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault> {

@@ -20,6 +20,34 @@ use std::time::Duration;
 /// The metadata service (`instance-id`, `availability-zone`).
 pub const METADATA_URL: &str = "http://169.254.169.254/latest/meta-data";
 
+/// Exoscale, as the agent and its meta-data know it.
+pub const CLOUD: super::Cloud = super::Cloud {
+    name: "exoscale",
+    aliases: &[],
+    title: "Exoscale",
+    server_word: "instance",
+    ip_word: "elastic IP",
+    api_url: "https://api-<zone>.exoscale.com",
+    metadata_url: METADATA_URL,
+    api_key: Some(
+        "Exoscale's API key (EXO...), whose secret is api_token or api_token_file: requests are signed with it \
+(EXO2-HMAC-SHA256), and the secret never crosses the network",
+    ),
+    zone: Some(super::Zone {
+        api_url,
+        describes: "the Exoscale zone of the elastic IP and the instances, e.g. ch-gva-2; the API is \
+https://api-<zone>.exoscale.com. Not set: the metadata service's availability-zone",
+    }),
+    describes: "an elastic IP may be attached to several instances at once and an attach does not detach the others: \
+start attaches it here, then detaches every other holder (each operation polled), and confirms that this instance alone holds it. \
+When a detach fails for good or the time runs out, start detaches this instance again, so that two holders are never left \
+by it, and fails with 1. Requests are signed with api_key and its secret. The metadata service does not list elastic IPs: \
+a monitor with a record reads the one instance the start ran on, with its elastic IPs (one request, never a listing). \
+validate-all at OCF_CHECK_LEVEL=10 lists the elastic IPs and the instances.",
+    check_address,
+    connect: |endpoints, secret| Box::new(Exoscale::new(endpoints, secret)),
+};
+
 /// The API of one zone (paths carry `/v2`): the API is per zone, and the elastic IP lives in
 /// the instance's own zone. Err when `zone` is not a zone's name (lower-case letters, digits
 /// and single hyphens, like `ch-gva-2`): it goes into a host name.
@@ -316,7 +344,7 @@ impl Exoscale {
 
 impl Provider for Exoscale {
     fn server_word(&self) -> &'static str {
-        "instance"
+        CLOUD.server_word
     }
 
     fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault> {

@@ -21,6 +21,25 @@ const PER_PAGE: u32 = 50;
 /// ends is garbled.
 const MAX_PAGES: u32 = 200;
 
+/// Hetzner Cloud, as the agent and its meta-data know it.
+pub const CLOUD: super::Cloud = super::Cloud {
+    name: "hetzner",
+    aliases: &[],
+    title: "Hetzner Cloud",
+    server_word: "server",
+    ip_word: "floating IP",
+    api_url: API_URL,
+    metadata_url: METADATA_URL,
+    api_key: None,
+    zone: None,
+    describes: "the floating IP's id is found by listing every page, then one assign action moves it from any server \
+(HTTP 423 locked and 409 conflict are waited out; the RateLimit headers are honoured). The metadata service does not list \
+floating IPs: a monitor with a record reads the one IP by the id the start recorded (one request, never a listing). \
+validate-all at OCF_CHECK_LEVEL=10 lists the floating IPs.",
+    check_address,
+    connect: |endpoints, token| Box::new(Hetzner::new(endpoints, token)),
+};
+
 /// Floating IPv4 addresses (an IPv6 floating IP is a /64 network, which this agent does not
 /// float).
 pub fn check_address(ip: IpAddr) -> Result<(), String> {
@@ -178,7 +197,7 @@ fn parse_ip(f: &Value, asked: IpAddr) -> Option<Option<IpHolding>> {
 
 impl Provider for Hetzner {
     fn server_word(&self) -> &'static str {
-        "server"
+        CLOUD.server_word
     }
 
     fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault> {

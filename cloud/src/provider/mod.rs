@@ -2,12 +2,16 @@
 //! holds it, make me the holder (however many calls that takes), is that done, and can the
 //! metadata service answer a monitor. The agent's logic (retries, deadlines, records, exit
 //! codes, races) lives in `actions`, the same for every cloud; a provider only talks.
-//! A new cloud is one module here, its fake under `tests/src/`, its row in the fault matrix and
-//! its section in docs/floatip.md.
+//! A new cloud is one module here, which describes itself (`pub const CLOUD: Cloud`: its name,
+//! words, default endpoints, the parameters it needs, its meta-data sentences, its constructor)
+//! and is one line of [`PROVIDERS`]; the agent's parameter checks, records and meta-data derive
+//! from that list. Then its fake under `tests/src/fakecloud/`, its column in the fault matrix
+//! and its section in docs/floatip.md.
 
 pub mod digitalocean;
 pub mod exoscale;
 pub mod hetzner;
+pub mod vultr;
 
 use crate::api::{Answer, ApiClient};
 use cloudha_common::values::choice;
@@ -288,73 +292,134 @@ pub trait Provider {
     }
 }
 
-/// The clouds this agent speaks to (the `provider` parameter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProviderKind {
-    DigitalOcean,
-    Hetzner,
-    Exoscale,
+/// What a cloud says of itself, in its own module (`pub const CLOUD: Cloud`): its name, its
+/// words, its default endpoints, the parameters it needs, how the meta-data describes it, and
+/// its constructor. The agent, its meta-data and its records derive everything cloud-specific
+/// from these and from [`PROVIDERS`]; nothing else names a cloud.
+pub struct Cloud {
+    /// The `provider` parameter's value (and a start record's `provider=`).
+    pub name: &'static str,
+    /// Older names that mean the same, accepted and not advertised (DigitalOcean's `do`).
+    pub aliases: &'static [&'static str],
+    /// The cloud's name for people: "DigitalOcean".
+    pub title: &'static str,
+    /// What it calls a server, in messages: "droplet", "server", "instance".
+    pub server_word: &'static str,
+    /// What it calls the address: "reserved IP", "floating IP", "elastic IP".
+    pub ip_word: &'static str,
+    /// Its API's base URL when `api_url` is not set; with `<zone>` in it where the API is per
+    /// zone (`zone` below builds it).
+    pub api_url: &'static str,
+    /// Its metadata service's base URL when `metadata_url` is not set.
+    pub metadata_url: &'static str,
+    /// Where requests are signed with an API key and the secret (the token): what that key is,
+    /// for the meta-data ("Exoscale's API key (EXO...)"). The `api_key` parameter is then
+    /// required. None: the token is a Bearer token, and `api_key` is not used.
+    pub api_key: Option<&'static str>,
+    /// Where the API is per zone: its URL for a zone (Err: not a zone's name), and what the
+    /// meta-data says of the `zone` parameter. None: `zone` is not used.
+    pub zone: Option<Zone>,
+    /// The meta-data's sentences on this cloud: how start moves the IP and what a monitor reads.
+    pub describes: &'static str,
+    /// Whether this cloud can float `ip`: the words complete "parameter 'ip': '<value>' …".
+    pub check_address: fn(IpAddr) -> Result<(), String>,
+    /// The provider itself. `token` (with an API key: the secret) may be None for calls that
+    /// need only the metadata service.
+    pub connect: fn(&Endpoints, Option<Secret>) -> Box<dyn Provider>,
+}
+
+/// A cloud whose API is per zone.
+pub struct Zone {
+    /// The API's base URL for `zone`; Err (completing "parameter 'zone': '...' ") when `zone`
+    /// is not a zone's name.
+    pub api_url: fn(&str) -> Result<String, String>,
+    /// What the meta-data says of the `zone` parameter for this cloud (its default included).
+    pub describes: &'static str,
+}
+
+/// Every cloud the agent speaks to, one line each: the first is the `provider` default. The
+/// meta-data lists them in this order.
+#[rustfmt::skip]
+pub const PROVIDERS: &[&Cloud] = &[
+    &digitalocean::CLOUD,
+    &hetzner::CLOUD,
+    &vultr::CLOUD,
+    &exoscale::CLOUD,
+];
+
+/// The cloud a `provider` parameter (or a record) names: one of [`PROVIDERS`].
+#[derive(Clone, Copy)]
+pub struct ProviderKind(&'static Cloud);
+
+impl PartialEq for ProviderKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+impl Eq for ProviderKind {}
+
+impl fmt::Debug for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl std::ops::Deref for ProviderKind {
+    type Target = Cloud;
+    fn deref(&self) -> &Cloud {
+        self.0
+    }
 }
 
 impl ParamValue for ProviderKind {
     const KIND: ParamKind = ParamKind::String;
     fn parse(text: &str) -> Result<Self, String> {
-        // `do`: a shorthand accepted since the first release, not advertised.
-        if text.trim().eq_ignore_ascii_case("do") {
-            return Ok(ProviderKind::DigitalOcean);
+        let t = text.trim();
+        if let Some(c) = PROVIDERS
+            .iter()
+            .find(|c| c.aliases.iter().any(|a| a.eq_ignore_ascii_case(t)))
+        {
+            return Ok(ProviderKind(c));
         }
-        choice(
-            text,
-            &[
-                ("digitalocean", ProviderKind::DigitalOcean),
-                ("hetzner", ProviderKind::Hetzner),
-                ("exoscale", ProviderKind::Exoscale),
-            ],
-        )
+        let names: Vec<(&str, ProviderKind)> = PROVIDERS
+            .iter()
+            .map(|c| (c.name, ProviderKind(c)))
+            .collect();
+        choice(text, &names)
+    }
+}
+
+/// The `provider` parameter's default: the first of [`PROVIDERS`].
+impl Default for ProviderKind {
+    fn default() -> Self {
+        ProviderKind(PROVIDERS[0])
     }
 }
 
 impl ProviderKind {
     /// The name the `provider` parameter gives it (and a record keeps).
     pub fn name(self) -> &'static str {
-        match self {
-            ProviderKind::DigitalOcean => "digitalocean",
-            ProviderKind::Hetzner => "hetzner",
-            ProviderKind::Exoscale => "exoscale",
-        }
+        self.0.name
     }
 
     /// Whether this cloud can float `ip` (address family, ranges): the words complete
     /// "parameter 'ip': '<value>' …".
     pub fn check_address(self, ip: IpAddr) -> Result<(), String> {
-        match self {
-            ProviderKind::DigitalOcean => digitalocean::check_address(ip),
-            ProviderKind::Hetzner => hetzner::check_address(ip),
-            ProviderKind::Exoscale => exoscale::check_address(ip),
-        }
+        (self.0.check_address)(ip)
     }
 
     /// The cloud's own API and metadata service, used when `api_url` or `metadata_url` is not
-    /// set (declared by each provider; a unit test parses them). No API URL: it depends on the
-    /// zone (Exoscale), which the provider builds.
+    /// set (a unit test parses them). No API URL: it depends on the zone, which the provider
+    /// builds (`zone`).
     pub fn default_endpoints(self) -> (Option<&'static str>, &'static str) {
-        match self {
-            ProviderKind::DigitalOcean => (Some(digitalocean::API_URL), digitalocean::METADATA_URL),
-            ProviderKind::Hetzner => (Some(hetzner::API_URL), hetzner::METADATA_URL),
-            ProviderKind::Exoscale => (None, exoscale::METADATA_URL),
-        }
+        let api = self.0.zone.is_none().then_some(self.0.api_url);
+        (api, self.0.metadata_url)
     }
 
-    /// The provider itself. `token` (Exoscale: the API secret) may be None for calls that need
-    /// only the metadata service.
+    /// The provider itself. `token` (with an API key: the secret) may be None for calls that
+    /// need only the metadata service.
     pub fn connect(self, endpoints: &Endpoints, token: Option<Secret>) -> Box<dyn Provider> {
-        match self {
-            ProviderKind::DigitalOcean => {
-                Box::new(digitalocean::DigitalOcean::new(endpoints, token))
-            }
-            ProviderKind::Hetzner => Box::new(hetzner::Hetzner::new(endpoints, token)),
-            ProviderKind::Exoscale => Box::new(exoscale::Exoscale::new(endpoints, token)),
-        }
+        (self.0.connect)(endpoints, token)
     }
 }
 
@@ -370,15 +435,40 @@ mod tests {
 
     #[test]
     fn every_providers_defaults_parse() {
-        for kind in [
-            ProviderKind::DigitalOcean,
-            ProviderKind::Hetzner,
-            ProviderKind::Exoscale,
-        ] {
+        for cloud in PROVIDERS {
+            let kind = ProviderKind::parse(cloud.name).unwrap();
+            assert_eq!(kind.name(), cloud.name);
             let (api, metadata) = kind.default_endpoints();
-            let api = api.map_or_else(|| exoscale::api_url("ch-gva-2").unwrap(), str::to_string);
-            assert!(HttpUrl::parse(&api).unwrap().is_https(), "{kind:?}");
+            let api = match (&cloud.zone, api) {
+                (Some(zone), None) => {
+                    let url = (zone.api_url)("ch-gva-2").unwrap();
+                    // The URL the meta-data shows is the one built.
+                    assert_eq!(url, cloud.api_url.replace("<zone>", "ch-gva-2"));
+                    url
+                }
+                (None, Some(api)) => api.to_string(),
+                _ => panic!("{}: an API URL and a zone", cloud.name),
+            };
+            assert!(HttpUrl::parse(&api).unwrap().is_https(), "{}", cloud.name);
             HttpUrl::parse(metadata).unwrap();
+            assert!(!cloud.describes.is_empty() && !cloud.title.is_empty());
         }
+    }
+
+    #[test]
+    fn names_and_aliases_are_unique_and_parse() {
+        let mut seen = std::collections::BTreeSet::new();
+        for cloud in PROVIDERS {
+            for name in std::iter::once(&cloud.name).chain(cloud.aliases) {
+                assert!(seen.insert(name.to_ascii_lowercase()), "{name} twice");
+                assert_eq!(ProviderKind::parse(name).unwrap().name(), cloud.name);
+            }
+        }
+        assert_eq!(ProviderKind::parse("DO").unwrap().name(), "digitalocean");
+        let all: Vec<&str> = PROVIDERS.iter().map(|c| c.name).collect();
+        assert_eq!(
+            ProviderKind::parse("aws").unwrap_err(),
+            format!("is not supported (supported: {})", all.join(", "))
+        );
     }
 }

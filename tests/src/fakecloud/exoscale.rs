@@ -55,7 +55,7 @@ fn operation_uuid(n: u64) -> String {
 }
 
 /// The number inside one of the fake's UUIDs of that kind (`make` builds them).
-fn number_of(uuid: &str, make: fn(u64) -> String) -> Option<u64> {
+pub(crate) fn number_of(uuid: &str, make: fn(u64) -> String) -> Option<u64> {
     let prefix = make(0);
     let prefix = &prefix[..prefix.len() - 12];
     let hex = uuid.strip_prefix(prefix)?;

@@ -86,7 +86,7 @@ pub const OTHER_IP: &str = "198.51.100.1";
 pub const OTHER_IP_ALT: &str = "198.51.100.2";
 
 /// Is this request a read of one IP, `GET /v2/{reserved,floating}_ips/{ip}` (Hetzner:
-/// `GET /v1/floating_ips/{id}`), what `OtherIp` acts on? The IP (or id) as asked for, if so.
+/// `GET /v1/floating_ips/{id}`; Vultr: `GET /v2/reserved-ips/{id}`), what `OtherIp` acts on? The IP (or id) as asked for, if so.
 pub fn ip_read<'a>(method: &str, path: &'a str) -> Option<&'a str> {
     if !method.eq_ignore_ascii_case("GET") {
         return None;
@@ -98,8 +98,11 @@ pub fn ip_read<'a>(method: &str, path: &'a str) -> Option<&'a str> {
     }
     .trim_end_matches('/');
     let (family, ip) = rest.split_once('/')?;
-    ((family == "reserved_ips" || family == "floating_ips") && !ip.is_empty() && !ip.contains('/'))
-        .then_some(ip)
+    // Vultr's read of one reserved IP, by UUID: `/v2/reserved-ips/{id}`.
+    ((family == "reserved_ips" || family == "floating_ips" || family == "reserved-ips")
+        && !ip.is_empty()
+        && !ip.contains('/'))
+    .then_some(ip)
 }
 
 /// One injected fault. Build with the constructors, narrow with `times`/`fraction`/`path`/

@@ -3,7 +3,9 @@
 //! chunked request bodies. Every request is recorded before it is answered.
 
 use super::faults::FaultKind;
-use super::{admin, api, exoscale, hetzner, metadata, Dialect, Listener, RecordedRequest, Shared};
+use super::{
+    admin, api, exoscale, hetzner, metadata, vultr, Dialect, Listener, RecordedRequest, Shared,
+};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
@@ -22,6 +24,8 @@ pub struct Request {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The client's address (Vultr's rate limit is per source address).
+    pub peer: Option<std::net::IpAddr>,
     keep_alive: bool,
 }
 
@@ -140,6 +144,7 @@ fn read_request<R: BufRead>(r: &mut R, w: &mut TcpStream) -> io::Result<Option<R
         target: target.to_string(),
         headers,
         body: Vec::new(),
+        peer: None,
         keep_alive: false,
     };
     let conn = req.header("connection").map(str::to_ascii_lowercase);
@@ -190,7 +195,10 @@ fn write_response(w: &mut TcpStream, resp: &Response, keep_alive: bool) -> io::R
     for (k, v) in &resp.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
-    out.push_str(&format!("content-length: {}\r\n", resp.body.len()));
+    // A 204 has no body and says no length (RFC 9110 8.6).
+    if resp.status != 204 {
+        out.push_str(&format!("content-length: {}\r\n", resp.body.len()));
+    }
     out.push_str(if keep_alive {
         "connection: keep-alive\r\n\r\n"
     } else {
@@ -302,6 +310,8 @@ fn answer(shared: &Shared, kind: &Listener, req: &Request) -> Response {
         (Listener::Metadata(id), Dialect::Hetzner) => hetzner::metadata(*id, req),
         (Listener::Api, Dialect::Exoscale) => exoscale::handle(shared, req),
         (Listener::Metadata(id), Dialect::Exoscale) => exoscale::metadata(*id, req),
+        (Listener::Api, Dialect::Vultr) => vultr::handle(shared, req),
+        (Listener::Metadata(id), Dialect::Vultr) => vultr::metadata(*id, req),
     }
 }
 
@@ -324,7 +334,7 @@ fn serve_connection(
     };
     let mut reader = BufReader::new(read_half);
     loop {
-        let req = match read_request(&mut reader, &mut writer) {
+        let mut req = match read_request(&mut reader, &mut writer) {
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(e) => {
@@ -335,6 +345,7 @@ fn serve_connection(
                 break;
             }
         };
+        req.peer = Some(peer.ip());
         let keep_alive = req.keep_alive;
         let admin = kind == Listener::Api && req.path.starts_with("/_fake/");
         // An outage cuts each request on an API listener, and on other listeners those of
@@ -384,6 +395,7 @@ fn serve_connection(
                 Some(FaultKind::OtherIp) => match shared.dialect {
                     Dialect::DigitalOcean => api::other_ip_answer(&shared, &req),
                     Dialect::Hetzner => hetzner::other_ip_answer(&shared, &req),
+                    Dialect::Vultr => vultr::other_ip_answer(&shared, &req),
                     // Never fires: no Exoscale path is a read of one IP by address or number.
                     Dialect::Exoscale => answer(&shared, &kind, &req),
                 },
@@ -401,6 +413,7 @@ fn serve_connection(
                         hetzner::fault_answer(&shared, &req, &fault)
                     }
                     (Listener::Api, Dialect::Exoscale) => exoscale::fault_answer(&fault),
+                    (Listener::Api, Dialect::Vultr) => vultr::fault_answer(&fault),
                     (Listener::Metadata(_), _) => metadata::fault_answer(&fault),
                 },
                 None => answer(&shared, &kind, &req),

@@ -16,6 +16,7 @@ pub mod hetzner;
 mod http;
 mod metadata;
 mod state;
+pub mod vultr;
 
 pub use faults::{Fault, FaultKind, Scope, Trigger, OTHER_IP, OTHER_IP_ALT};
 pub use state::{ActionKind, ActionStatus, ActionView, Anchor, RateLimit, DEFAULT_REGION};
@@ -38,6 +39,8 @@ pub enum Dialect {
     Hetzner,
     /// shared/docs/clouds.md's Exoscale section (`/v2/elastic-ip`, `/latest/meta-data`).
     Exoscale,
+    /// shared/docs/clouds.md's Vultr section (`/v2/reserved-ips`, `/v1`).
+    Vultr,
 }
 
 /// Which service a listener serves.
@@ -219,7 +222,7 @@ fn netns_path(name: &str) -> String {
 
 /// Bind `addr` inside network namespace `netns` from a dedicated thread (setns changes only the
 /// calling thread; the socket keeps its namespace), then serve it on that thread.
-fn bind_in_netns(netns: &str, addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn bind_in_netns(netns: &str, addr: SocketAddr) -> io::Result<TcpListener> {
     let path = netns_path(netns);
     std::thread::scope(|s| {
         s.spawn(|| -> io::Result<TcpListener> {
@@ -266,6 +269,23 @@ impl FakeCloud {
     pub fn start_exoscale() -> FakeCloud {
         FakeCloud::start_as(SocketAddr::from(([127, 0, 0, 1], 0)), Dialect::Exoscale)
             .unwrap_or_else(|e| panic!("fake cloud: {e}"))
+    }
+
+    /// A fake Vultr account on 127.0.0.1:<ephemeral>, holding [`vultr::FILLER_IPS`] reserved
+    /// IPv6 subnets already (more than one page of 500), none attached. Instances are added with
+    /// `add_droplet` (an instance's metadata service: `http://127.0.0.1:PORT/v1`; its UUID:
+    /// [`vultr::instance_uuid`]), reserved IPs with `add_ip_in(ip, vultr::REGION, holder)`.
+    /// Panics if it cannot listen.
+    pub fn start_vultr() -> FakeCloud {
+        let cloud = FakeCloud::start_as(SocketAddr::from(([127, 0, 0, 1], 0)), Dialect::Vultr)
+            .unwrap_or_else(|e| panic!("fake cloud: {e}"));
+        {
+            let mut st = cloud.shared().lock_state();
+            for n in 0..vultr::FILLER_IPS {
+                st.add_ip(&vultr::filler(n), vultr::REGION, None);
+            }
+        }
+        cloud
     }
 
     /// Accept requests signed with this Exoscale API key and secret.
@@ -407,6 +427,7 @@ impl FakeCloud {
             Dialect::DigitalOcean => "metadata/v1",
             Dialect::Hetzner => "hetzner/v1/metadata",
             Dialect::Exoscale => "latest/meta-data",
+            Dialect::Vultr => "v1",
         };
         let url = format!("{}/{base}", self.serve(l, Listener::Metadata(id), netns)?);
         self.shared()

@@ -157,6 +157,8 @@ pub struct State {
     pub metadata_lag: Duration,
     pub rate: RateLimit,
     buckets: HashMap<String, VecDeque<Instant>>,
+    /// Vultr: the requests of the last second, per source address.
+    seconds: HashMap<String, VecDeque<Instant>>,
 }
 
 impl State {
@@ -173,6 +175,7 @@ impl State {
             metadata_lag: Duration::ZERO,
             rate: RateLimit::default(),
             buckets: HashMap::new(),
+            seconds: HashMap::new(),
         }
     }
 
@@ -486,6 +489,23 @@ impl State {
             ],
             retry_after,
         }
+    }
+
+    /// Count one request from `key` within a limit per second (Vultr's); false when it is over
+    /// (and not counted).
+    pub fn spend_per_second(&mut self, key: &str, now: Instant, limit: u32) -> bool {
+        let q = self.seconds.entry(key.to_string()).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            q.pop_front();
+        }
+        if q.len() >= limit as usize {
+            return false;
+        }
+        q.push_back(now);
+        true
     }
 
     /// The headers of an answer that does not count (a fault's), for the same budget.

@@ -51,6 +51,17 @@ pub fn exoscale(holder: Option<u64>, ids: &[u64]) -> Cloud {
     c
 }
 
+/// A fake Vultr account (more than one page of reserved IPs) with the API key (`TOKEN`), `IP`
+/// held by `holder`, and instances `ids` as nodes, whose agents say `provider=vultr`.
+pub fn vultr(holder: Option<u64>, ids: &[u64]) -> Cloud {
+    let c = nodes_of(FakeCloud::start_vultr(), Some("vultr"), None, ids);
+    // `add_ip` put it in DigitalOcean's region: Vultr's lives in its own (and on the second
+    // page of 500, after the fake's filler subnets).
+    c.fake
+        .add_ip_in(IP, cloudha_tests::fakecloud::vultr::REGION, holder);
+    c
+}
+
 /// The UUID of instance `n` (Exoscale).
 pub fn uuid(n: u64) -> String {
     cloudha_tests::fakecloud::exoscale::instance_uuid(n)
