@@ -1,4 +1,4 @@
-//! The `fakecloud` program speaking Hetzner and Exoscale, set up by its options and steered
+//! The `fakecloud` program speaking Hetzner, Exoscale and Vultr, set up by its options and steered
 //! through its `/_fake/` admin interface over HTTP, each change checked through the cloud's own
 //! API (and metadata service) as an agent would see it. DigitalOcean's admin and options are
 //! tested in `fakecloud.rs`.
@@ -397,4 +397,96 @@ fn exoscale_is_set_up_by_options_and_steered_through_the_admin() {
     );
     assert_eq!(failed.status, 503);
     assert!(failed.json()["message"].is_string());
+}
+
+#[test]
+fn vultr_is_set_up_by_options_and_steered_through_the_admin() {
+    use cloudha_tests::fakecloud::vultr;
+    let p = Program::start(
+        "vultr",
+        &[
+            "--ip",
+            &format!("{IP}=101"),
+            "--instance",
+            "101",
+            "--instance",
+            "102",
+        ],
+    );
+    assert_eq!(p.ready["cloud"], "vultr");
+    let api = p.ready["api"][0].as_str().expect("api URL").to_string();
+    let bearer = format!("Bearer {TOKEN}");
+    let st = p.state();
+    assert_eq!(st["dialect"], "vultr");
+    // As FakeCloud::start_vultr: more reserved IPs than one page of 500.
+    assert_eq!(
+        st["ips"].as_array().unwrap().len(),
+        vultr::FILLER_IPS as usize + 1
+    );
+    let entry = ip_entry(&st, IP);
+    assert_eq!(entry["holders"], json!([101]));
+    assert_eq!(entry["holder_uuids"], json!([vultr::instance_uuid(101)]));
+    let uuid = entry["uuid"].as_str().expect("the IP's UUID").to_string();
+    let read = |id: &str, auth: &str| {
+        call(
+            "GET",
+            &format!("{api}/v2/reserved-ips/{id}"),
+            Some(auth),
+            None,
+        )
+    };
+    let a = read(&uuid, &bearer);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.json()["reserved_ip"]["instance_id"],
+        vultr::instance_uuid(101)
+    );
+    let md = p.metadata(102, "instanceid");
+    assert_eq!((md.status, md.body.trim()), (200, "102"));
+
+    // Moved behind the API's back, the instance named by its UUID.
+    let moved = p.post(
+        "holder",
+        json!({"ip": IP, "holder": vultr::instance_uuid(102)}),
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(
+        read(&uuid, &bearer).json()["reserved_ip"]["instance_id"],
+        vultr::instance_uuid(102)
+    );
+
+    // Tokens: revoked is Vultr's 401, added back works.
+    assert_eq!(p.post("revoke", json!({"token": TOKEN})).status, 200);
+    let refused = read(&uuid, &bearer);
+    assert_eq!(refused.status, 401);
+    assert!(refused.json()["error"].is_string(), "{}", refused.body);
+    assert_eq!(p.post("token", json!({"token": TOKEN})).status, 200);
+    assert_eq!(read(&uuid, &bearer).status, 200);
+
+    // A fault in Vultr's shape, once.
+    assert_eq!(
+        p.post(
+            "fault",
+            json!({"kind": "status", "status": 503, "times": 1})
+        )
+        .status,
+        201
+    );
+    let failed = read(&uuid, &bearer);
+    assert_eq!(failed.status, 503);
+    assert!(failed.json()["error"].is_string(), "{}", failed.body);
+
+    // A new IP goes to Vultr's region by default, attached nowhere.
+    assert_eq!(
+        p.post("ip", json!({"ip": "198.51.100.7", "holder": null}))
+            .status,
+        200
+    );
+    let new_uuid = ip_entry(&p.state(), "198.51.100.7")["uuid"]
+        .as_str()
+        .expect("a UUID")
+        .to_string();
+    let n = read(&new_uuid, &bearer).json();
+    assert_eq!(n["reserved_ip"]["region"], "ewr");
+    assert_eq!(n["reserved_ip"]["instance_id"], "");
 }

@@ -3,13 +3,14 @@
 //! serves until killed. docs/fakecloud.md has the options and the `/_fake/` admin interface.
 
 use anyhow::{anyhow, bail, Context, Result};
-use cloudha_tests::fakecloud::{exoscale, hetzner, Dialect, FakeCloud};
+use cloudha_tests::fakecloud::{exoscale, hetzner, vultr, Dialect, FakeCloud};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const USAGE: &str = "usage: fakecloud [options]
-  --cloud NAME               the cloud it speaks: digitalocean (default), hetzner, exoscale
+  --cloud NAME               the cloud it speaks: digitalocean (default), hetzner, exoscale,
+                             vultr
   --listen ADDR[@NETNS]      an API listener (repeatable; default 127.0.0.1:0). The first one
                              without @NETNS is the main one; NETNS is a name under /run/netns or
                              a path like /proc/PID/ns/net
@@ -18,7 +19,7 @@ const USAGE: &str = "usage: fakecloud [options]
   --api-key-file PATH        Exoscale: one accepted `KEY SECRET` pair per line of PATH
   --ip IP[=DROPLET]          a reserved IP, held by DROPLET or by none (repeatable)
   --region SLUG              region of the --ip options that follow (default: the cloud's:
-                             nyc3, fsn1, ch-gva-2)
+                             nyc3, fsn1, ch-gva-2, ewr)
   --droplet ID[@ADDR[@NETNS]]  a droplet and a metadata listener on ADDR (default 127.0.0.1:0),
                              optionally inside NETNS (repeatable, also for one droplet);
                              --server and --instance are the same option
@@ -139,7 +140,8 @@ fn parse_args() -> Result<Option<Options>> {
                     "digitalocean" => Dialect::DigitalOcean,
                     "hetzner" => Dialect::Hetzner,
                     "exoscale" => Dialect::Exoscale,
-                    _ => bail!("--cloud {v}: expected digitalocean, hetzner or exoscale"),
+                    "vultr" => Dialect::Vultr,
+                    _ => bail!("--cloud {v}: expected digitalocean, hetzner, exoscale or vultr"),
                 };
             }
             "--api-key-file" => {
@@ -267,6 +269,12 @@ fn run() -> Result<()> {
         hetzner::LOCATION
     } else if o.dialect == Dialect::Exoscale {
         exoscale::ZONE
+    } else if o.dialect == Dialect::Vultr {
+        // As FakeCloud::start_vultr: more reserved IPs than one page holds.
+        for n in 0..vultr::FILLER_IPS {
+            cloud.add_ip_in(&vultr::filler(n), vultr::REGION, None);
+        }
+        vultr::REGION
     } else {
         cloudha_tests::fakecloud::DEFAULT_REGION
     };

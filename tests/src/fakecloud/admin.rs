@@ -7,7 +7,7 @@ use super::clock::rfc3339;
 use super::faults::Fault;
 use super::http::{Request, Response};
 use super::state::{Anchor, RateLimit, DEFAULT_REGION};
-use super::{exoscale, hetzner, Dialect, Listener, Shared};
+use super::{exoscale, hetzner, vultr, Dialect, Listener, Shared};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,8 @@ pub fn dialect_name(d: Dialect) -> &'static str {
         "hetzner"
     } else if d == Dialect::Exoscale {
         "exoscale"
+    } else if d == Dialect::Vultr {
+        "vultr"
     } else {
         "digitalocean"
     }
@@ -36,13 +38,40 @@ fn default_region(d: Dialect) -> &'static str {
         hetzner::LOCATION
     } else if d == Dialect::Exoscale {
         exoscale::ZONE
+    } else if d == Dialect::Vultr {
+        vultr::REGION
     } else {
         DEFAULT_REGION
     }
 }
 
+/// The UUIDs a cloud names IPs and instances by, if it does (Exoscale, Vultr).
+type Uuids = (
+    fn(u64) -> String,
+    fn(u64) -> String,
+    fn(&str) -> Option<u64>,
+);
+
+fn uuids(d: Dialect) -> Option<Uuids> {
+    if d == Dialect::Exoscale {
+        Some((
+            exoscale::ip_uuid,
+            exoscale::instance_uuid,
+            exoscale::instance_of_uuid,
+        ))
+    } else if d == Dialect::Vultr {
+        Some((
+            vultr::ip_uuid,
+            vultr::instance_uuid,
+            vultr::instance_of_uuid,
+        ))
+    } else {
+        None
+    }
+}
+
 pub fn state_json(shared: &Shared) -> Value {
-    let exo = shared.dialect == Dialect::Exoscale;
+    let uuid = uuids(shared.dialect);
     let mut st = shared.lock_state();
     st.settle(Instant::now());
     let ips: Vec<Value> = st
@@ -57,12 +86,12 @@ pub fn state_json(shared: &Shared) -> Value {
                 v["id"] = json!(id);
                 v["holders"] = json!(st.holders(ip));
             }
-            if exo {
-                v["uuid"] = json!(id.map(exoscale::ip_uuid));
+            if let Some((ip_uuid, instance_uuid, _)) = uuid {
+                v["uuid"] = json!(id.map(ip_uuid));
                 v["holder_uuids"] = json!(st
                     .holders(ip)
                     .into_iter()
-                    .map(exoscale::instance_uuid)
+                    .map(instance_uuid)
                     .collect::<Vec<_>>());
             }
             v
@@ -77,8 +106,8 @@ pub fn state_json(shared: &Shared) -> Value {
                 "anchor": d.anchor.as_ref().map(|a| json!({"address": a.address, "netmask": a.netmask, "gateway": a.gateway})),
                 "metadata_urls": d.metadata_urls,
             });
-            if exo {
-                v["uuid"] = json!(exoscale::instance_uuid(*id));
+            if let Some((_, instance_uuid, _)) = uuid {
+                v["uuid"] = json!(instance_uuid(*id));
             }
             v
         })
@@ -144,13 +173,13 @@ fn millis(v: &Value, k: &str) -> Option<Duration> {
     v.get(k).and_then(Value::as_u64).map(Duration::from_millis)
 }
 
-/// A server (droplet, instance) named by its number, or for Exoscale also by its UUID.
+/// A server (droplet, instance) named by its number, or for Exoscale and Vultr also by its UUID.
 fn server_id(shared: &Shared, v: &Value) -> Result<u64, Response> {
     if let Some(n) = v.as_u64() {
         return Ok(n);
     }
-    if shared.dialect == Dialect::Exoscale {
-        if let Some(n) = v.as_str().and_then(exoscale::instance_of_uuid) {
+    if let Some((_, _, of_uuid)) = uuids(shared.dialect) {
+        if let Some(n) = v.as_str().and_then(of_uuid) {
             return Ok(n);
         }
         return Err(bad(format!(
