@@ -34,6 +34,11 @@ pub const COROSYNC_CONF: &str = include_str!("../cluster/corosync.conf.in");
 pub const HAPROXY_CFG: &str = include_str!("../cluster/haproxy.cfg.in");
 /// The README's `crm configure` block.
 pub const CRM_CONFIGURE: &str = include_str!("../../docs/crm-configure.txt");
+/// The README's `crm configure` block for Hetzner Cloud (an `anchorip` clone holding the
+/// floating IP on `lo`, ordered before HAProxy; floatip with `provider=hetzner`).
+pub const CRM_CONFIGURE_HETZNER: &str = include_str!("../../docs/crm-configure-hetzner.txt");
+/// The README's `crm configure` block for Exoscale (as Hetzner's, `provider=exoscale`).
+pub const CRM_CONFIGURE_EXOSCALE: &str = include_str!("../../docs/crm-configure-exoscale.txt");
 
 const NETNS_TAG: &str = "cluster";
 /// How long a node gets to stop its resources and leave the cluster before it is killed.

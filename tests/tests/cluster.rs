@@ -1,33 +1,236 @@
 //! cloudha end to end: a real two-node Pacemaker cluster running the installed agents with the
-//! README's `crm configure` block, against the fake cloud serving each node its own metadata
-//! service at 169.254.169.254 and the API on the node's loopback. Each scenario is asserted from
-//! `crm_mon --output-as=xml` and from the fake's record of who holds the IP.
+//! README's `crm configure` block of each cloud (DigitalOcean, Hetzner, Exoscale), read from the
+//! file the README includes, against the fake cloud serving each node its own metadata service at
+//! 169.254.169.254 and the API on the node's loopback. One scenario list runs per cloud; each step
+//! is asserted from `crm_mon --output-as=xml` and from the fake's record of who holds the IP
+//! (exactly one holder at every step).
 
-use cloudha_tests::cluster::{Cluster, ClusterStatus, CRM_CONFIGURE, HAPROXY_CFG};
-use cloudha_tests::fakecloud::{FakeCloud, Fault, Scope};
+use cloudha_tests::cluster::{
+    Cluster, ClusterStatus, CRM_CONFIGURE, CRM_CONFIGURE_EXOSCALE, CRM_CONFIGURE_HETZNER,
+    HAPROXY_CFG,
+};
+use cloudha_tests::fakecloud::{exoscale, hetzner, FakeCloud, Fault, Listener, Scope};
 use cloudha_tests::{agent_bin, require_program, Installed};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const IP: &str = "203.0.113.10";
 const TOKEN: &str = "cluster-test-token";
+/// Exoscale: the API key the README's block names (its secret is `TOKEN`, in the secret file).
+const EXO_KEY: &str = "EXO0123456789abcdef01234567";
 const API_PORT: u16 = 8080;
-/// Droplet ids of node1 and node2, and their anchor addresses.
-const DROPLETS: [u64; 2] = [101, 102];
+/// Server (droplet, instance) ids of node1 and node2, and DigitalOcean's anchor addresses.
+const SERVERS: [u64; 2] = [101, 102];
 const ANCHORS: [&str; 2] = ["10.17.0.5", "10.17.0.6"];
 /// Long enough for a 10 s monitor to notice a failure and Pacemaker to recover, on a busy CI.
 const RECOVERY: Duration = Duration::from_secs(60);
+/// The recurring monitor's interval in every README block (ms, as crm_mon reports it).
+const MONITOR_MS: u64 = 10_000;
+
+/// The cloud a cluster runs on: what differs between the README blocks and the fakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cloud {
+    /// The IP moves in one action; the metadata service tells the holder (monitor: no API).
+    DigitalOcean,
+    /// "Moves in one call" (assign), found by listing; monitor: one API read by id.
+    Hetzner,
+    /// "Attach + detach others" (an elastic IP may have several holders); signed requests.
+    Exoscale,
+}
+
+impl Cloud {
+    /// The README's block for this cloud, as the README includes it.
+    fn block(self) -> &'static str {
+        match self {
+            Cloud::DigitalOcean => CRM_CONFIGURE,
+            Cloud::Hetzner => CRM_CONFIGURE_HETZNER,
+            Cloud::Exoscale => CRM_CONFIGURE_EXOSCALE,
+        }
+    }
+
+    /// The `api_url` the block names (the one thing the test changes: to the fake).
+    fn real_api_url(self) -> &'static str {
+        match self {
+            Cloud::DigitalOcean => "api_url=https://api.digitalocean.com",
+            Cloud::Hetzner => "api_url=https://api.hetzner.cloud",
+            Cloud::Exoscale => "api_url=https://api-ch-gva-2.exoscale.com",
+        }
+    }
+
+    /// The root-only file with the token (Exoscale: the API secret), as the block names it.
+    fn token_file(self) -> &'static str {
+        match self {
+            Cloud::DigitalOcean => "/etc/cloudha/do-token",
+            Cloud::Hetzner => "/etc/cloudha/hcloud-token",
+            Cloud::Exoscale => "/etc/cloudha/exoscale-secret",
+        }
+    }
+
+    /// The block's address resource (cloned on every node).
+    fn anchor(self) -> &'static str {
+        match self {
+            Cloud::DigitalOcean => "anchor",
+            Cloud::Hetzner | Cloud::Exoscale => "vip-lo",
+        }
+    }
+
+    /// The address node `i`'s HAProxy binds: DigitalOcean's anchor address on eth0, elsewhere
+    /// the floating IP itself, on `lo`.
+    fn bind(self, i: usize) -> &'static str {
+        match self {
+            Cloud::DigitalOcean => ANCHORS[i],
+            Cloud::Hetzner | Cloud::Exoscale => IP,
+        }
+    }
+
+    /// The fake of this cloud with the account the block expects: its credentials and the IP,
+    /// held by no one.
+    fn fake(self) -> FakeCloud {
+        match self {
+            Cloud::DigitalOcean => {
+                let c = FakeCloud::start();
+                c.add_token(TOKEN);
+                c.add_ip(IP, None);
+                c
+            }
+            Cloud::Hetzner => {
+                let c = FakeCloud::start_hetzner();
+                c.add_token(TOKEN);
+                c.add_ip_in(IP, hetzner::LOCATION, None);
+                c
+            }
+            Cloud::Exoscale => {
+                let c = FakeCloud::start_exoscale();
+                c.add_api_key(EXO_KEY, TOKEN);
+                c.add_ip_in(IP, exoscale::ZONE, None);
+                c
+            }
+        }
+    }
+
+    /// Revoke (false) or restore (true) the credentials the block uses.
+    fn credentials(self, cloud: &FakeCloud, valid: bool) {
+        match (self, valid) {
+            (Cloud::Exoscale, true) => cloud.add_api_key(EXO_KEY, TOKEN),
+            (Cloud::Exoscale, false) => cloud.revoke_api_key(EXO_KEY),
+            (_, true) => cloud.add_token(TOKEN),
+            (_, false) => cloud.revoke_token(TOKEN),
+        }
+    }
+
+    /// The one API request a recurring monitor on `server` may make (None: none at all, the
+    /// metadata service decides).
+    fn monitor_read(self, cloud: &FakeCloud, server: u64) -> Option<String> {
+        match self {
+            Cloud::DigitalOcean => None,
+            Cloud::Hetzner => Some(format!(
+                "/v1/floating_ips/{}",
+                cloud.ip_id(IP).expect("the floating IP's id")
+            )),
+            Cloud::Exoscale => Some(format!("/v2/instance/{}", exoscale::instance_uuid(server))),
+        }
+    }
+
+    /// API faults in this cloud's dialect, met during a failover, all of which the agent must
+    /// wait out or retry; with the number of requests they answer.
+    fn failover_faults(self) -> (Vec<Fault>, usize) {
+        let write = if self == Cloud::Exoscale {
+            "PUT"
+        } else {
+            "POST"
+        };
+        let mut faults = vec![
+            Fault::rate_limited(1).times(2),
+            Fault::status(Scope::Api, 503).times(2),
+            Fault::status(Scope::Api, 500).method(write).times(1),
+        ];
+        match self {
+            Cloud::DigitalOcean => {}
+            // Hetzner's `locked`: another action runs on the IP; a wait.
+            Cloud::Hetzner => faults.push(Fault::status(Scope::Api, 423).method(write).times(1)),
+            // An attach or a detach refused once more: the detach of the old holder too.
+            Cloud::Exoscale => faults.push(Fault::status(Scope::Api, 502).method(write).times(2)),
+        }
+        let n = match self {
+            Cloud::DigitalOcean => 5,
+            Cloud::Hetzner => 6,
+            Cloud::Exoscale => 7,
+        };
+        (faults, n)
+    }
+}
+/// Watches the fake's holders of the IP every 20 ms for the whole scenario list, between the
+/// steps too: every time the IP had several holders at once (Exoscale's attach-then-detach
+/// makes one such window per move, for as long as the detach takes).
+struct HolderWatch {
+    stop: Arc<AtomicBool>,
+    windows: Arc<Mutex<Vec<Duration>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HolderWatch {
+    fn start(cloud: &FakeCloud) -> HolderWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let windows: Arc<Mutex<Vec<Duration>>> = Arc::default();
+        let (c, s, w) = (cloud.clone(), Arc::clone(&stop), Arc::clone(&windows));
+        let thread = std::thread::spawn(move || {
+            let mut since: Option<Instant> = None;
+            let close = |since: &mut Option<Instant>| {
+                if let Some(t) = since.take() {
+                    w.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(t.elapsed());
+                }
+            };
+            while !s.load(Ordering::SeqCst) {
+                if c.holders(IP).len() > 1 {
+                    since.get_or_insert_with(Instant::now);
+                } else {
+                    close(&mut since);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            close(&mut since);
+        });
+        HolderWatch {
+            stop,
+            windows,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop watching; every window with several holders, in order.
+    fn finish(mut self) -> Vec<Duration> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for HolderWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
 
 /// The cluster and the fake cloud it talks to, set up as a user would (plus the fake).
 struct Setup {
+    cloud_kind: Cloud,
     cluster: Cluster,
     cloud: FakeCloud,
     _installed: Installed,
 }
 
 impl Setup {
-    /// Two nodes with the installed agents, each with its own haproxy.cfg binding its anchor
-    /// address and a root-only token file; the fake serves metadata and API in each node.
-    fn new() -> Setup {
+    /// Two nodes with the installed agents, each with its own haproxy.cfg and a root-only token
+    /// file; the fake of `kind` serves metadata and API in each node.
+    fn new(kind: Cloud) -> Setup {
         for a in ["anchorip", "floatip", "haproxy"] {
             agent_bin(a);
         }
@@ -37,13 +240,13 @@ impl Setup {
         let cluster = Cluster::new();
         cluster.stage_agents(&installed);
 
-        let cloud = FakeCloud::start();
-        cloud.add_token(TOKEN);
-        cloud.add_ip(IP, None);
+        let cloud = kind.fake();
         for (i, node) in cluster.nodes().iter().enumerate() {
-            let id = DROPLETS[i];
+            let id = SERVERS[i];
             cloud.register_droplet(id);
-            cloud.set_anchor(id, ANCHORS[i], "255.255.0.0", "10.17.0.1");
+            if kind == Cloud::DigitalOcean {
+                cloud.set_anchor(id, ANCHORS[i], "255.255.0.0", "10.17.0.1");
+            }
             cloud.serve_metadata_in_netns(
                 id,
                 &node.netns.name,
@@ -54,64 +257,75 @@ impl Setup {
                 format!("127.0.0.1:{API_PORT}").parse().unwrap(),
             );
             let cfg = HAPROXY_CFG
-                .replace("@ANCHOR@", ANCHORS[i])
+                .replace("@ANCHOR@", kind.bind(i))
                 .replace("@NODE@", &node.name);
             cluster.stage(i, "/etc/haproxy/haproxy.cfg", cfg.as_bytes(), 0o644);
-            cluster.stage(
-                i,
-                "/etc/cloudha/do-token",
-                format!("{TOKEN}\n").as_bytes(),
-                0o600,
-            );
+            cluster.stage(i, kind.token_file(), format!("{TOKEN}\n").as_bytes(), 0o600);
         }
         cluster.boot();
         Setup {
+            cloud_kind: kind,
             cluster,
             cloud,
             _installed: installed,
         }
     }
 
-    /// The README's block, with the API URL pointed at the fake (the only change).
-    fn readme_block() -> String {
-        let real = "api_url=https://api.digitalocean.com";
-        assert!(
-            CRM_CONFIGURE.contains(real),
-            "docs/crm-configure.txt no longer names {real}"
+    /// The README's block of this cloud, with the API URL pointed at the fake (the only change:
+    /// each node's metadata service is the fake at the real address).
+    fn readme_block(&self) -> String {
+        let real = self.cloud_kind.real_api_url();
+        let block = self.cloud_kind.block();
+        assert_eq!(
+            block.matches(real).count(),
+            1,
+            "the README's block for {:?} no longer names {real} once",
+            self.cloud_kind
         );
-        CRM_CONFIGURE.replace(real, &format!("api_url=http://127.0.0.1:{API_PORT}"))
+        block.replace(real, &format!("api_url=http://127.0.0.1:{API_PORT}"))
     }
 
-    fn droplet_of(&self, node: &str) -> u64 {
-        DROPLETS[self.cluster.index_of(node)]
+    fn server_of(&self, node: &str) -> u64 {
+        SERVERS[self.cluster.index_of(node)]
     }
 
-    fn node_of_droplet(&self, id: u64) -> String {
-        let i = DROPLETS
+    fn node_of_server(&self, id: u64) -> String {
+        let i = SERVERS
             .iter()
             .position(|d| *d == id)
-            .expect("a node's droplet");
+            .expect("a node's server");
         self.cluster.node(i).name.clone()
     }
 
-    /// Wait until `resource` runs on exactly one node and the fake says that node's droplet
-    /// holds the IP; returns the node.
+    /// The one holder of the IP in the fake; panics when there are several.
+    fn sole_holder(&self) -> Option<u64> {
+        let holders = self.cloud.holders(IP);
+        assert!(
+            holders.len() <= 1,
+            "{IP} has several holders: {holders:?}\n{}",
+            self.cluster.status().xml
+        );
+        holders.first().copied()
+    }
+
+    /// Wait until `resource` runs on exactly one node and the fake says that node's server is
+    /// the one and only holder of the IP; returns the node.
     fn wait_for_holder(&self, resource: &str, expected: Option<&str>, what: &str) -> String {
         let end = Instant::now() + RECOVERY;
         loop {
             let s = self.cluster.status();
             if let Some(node) = s.single_node_of(resource) {
-                let holder = self.cloud.holder(IP);
+                let holders = self.cloud.holders(IP);
                 let right_node = expected.is_none_or(|e| e == node);
-                if right_node && holder == Some(self.droplet_of(&node)) {
+                if right_node && holders == [self.server_of(&node)] {
                     return node;
                 }
             }
             if Instant::now() >= end {
                 panic!(
-                    "{what}: after {RECOVERY:?} {resource} runs on {:?}, the fake says {:?} holds {IP}\n{}\n{}",
+                    "{what}: after {RECOVERY:?} {resource} runs on {:?}, the fake says {:?} hold {IP}\n{}\n{}",
                     s.running_on(resource),
-                    self.cloud.holder(IP),
+                    self.cloud.holders(IP),
                     s.xml,
                     self.cluster.diagnostics()
                 );
@@ -122,6 +336,7 @@ impl Setup {
 
     /// Everything started: both clones on every online, non-standby node.
     fn wait_clones_everywhere(&self, what: &str) -> ClusterStatus {
+        let anchor = self.cloud_kind.anchor();
         self.cluster.settle(RECOVERY);
         self.cluster.wait_until(what, RECOVERY, |s| {
             let eligible: Vec<String> = s
@@ -130,16 +345,17 @@ impl Setup {
                 .filter(|n| n.online && !n.standby)
                 .map(|n| n.name.clone())
                 .collect();
-            s.running_on("anchor") == eligible && s.running_on("lb") == eligible
+            s.running_on(anchor) == eligible && s.running_on("lb") == eligible
         })
     }
 
-    /// HAProxy of `node` answers on its anchor address (from inside that node).
+    /// HAProxy of `node` answers on the address it binds (from inside that node).
     fn assert_haproxy_answers(&self, node: &str) {
         let i = self.cluster.index_of(node);
+        let at = self.cloud_kind.bind(i);
         let out = self.cluster.node(i).run(
             "curl",
-            &["-sS", "--max-time", "5", &format!("http://{}/", ANCHORS[i])],
+            &["-sS", "--max-time", "5", &format!("http://{at}/")],
         );
         let body = String::from_utf8_lossy(&out.stdout);
         if !(out.status.success() && body.trim() == node) {
@@ -148,8 +364,7 @@ impl Setup {
             let addr = n.run("ip", &["-o", "addr"]);
             let ps = n.run("ps", &["-eo", "pid,ppid,pgid,stat,lstart,args"]);
             panic!(
-                "HAProxy on {node} at {}: {body} {}\n{}\n{}\n{}\n{}",
-                ANCHORS[i],
+                "HAProxy on {node} at {at}: {body} {}\n{}\n{}\n{}\n{}",
                 String::from_utf8_lossy(&out.stderr),
                 String::from_utf8_lossy(&ss.stdout),
                 String::from_utf8_lossy(&addr.stdout),
@@ -160,7 +375,7 @@ impl Setup {
     }
 
     fn assert_nothing_banned(&self, s: &ClusterStatus) {
-        for r in ["anchor", "lb", "fip"] {
+        for r in [self.cloud_kind.anchor(), "lb", "fip"] {
             assert_eq!(s.max_fail_count(r), 0, "{r} has failures:\n{}", s.xml);
         }
         assert!(
@@ -169,72 +384,127 @@ impl Setup {
             s.bans
         );
     }
+
+    /// The address resource put its address where the block says, on every node.
+    fn assert_addresses(&self) {
+        for (i, n) in self.cluster.nodes().iter().enumerate() {
+            let (nic, want) = match self.cloud_kind {
+                Cloud::DigitalOcean => ("eth0", format!("{}/16", ANCHORS[i])),
+                Cloud::Hetzner | Cloud::Exoscale => ("lo", format!("{IP}/32")),
+            };
+            let addrs = n.netns.addresses(nic);
+            assert!(
+                addrs.contains(&want),
+                "{}: {want} missing from {nic}: {addrs:?}",
+                n.name
+            );
+        }
+    }
+
+    /// Recurring monitors of the active node: DigitalOcean's read the metadata service only (0
+    /// API requests); elsewhere each makes exactly one API read, of the one IP or instance by
+    /// the id its start recorded (never a listing), from the active node only.
+    fn assert_monitor_requests(&self, active: &str) {
+        let (cluster, cloud) = (&self.cluster, &self.cloud);
+        let active_id = self.server_of(active);
+        let netns = cluster.node(cluster.index_of(active)).netns.name.clone();
+        cloud.clear_requests();
+        let end = Instant::now() + RECOVERY;
+        let api_calls = || -> Vec<_> {
+            cloud
+                .requests()
+                .into_iter()
+                .filter(|r| r.is_api_call())
+                .collect()
+        };
+        match self.cloud_kind.monitor_read(cloud, active_id) {
+            None => {
+                let floatip_reads = || {
+                    cloud
+                        .requests()
+                        .iter()
+                        .filter(|r| {
+                            r.listener == Listener::Metadata(active_id)
+                                && r.path.contains("_ip/ipv4/")
+                        })
+                        .count()
+                };
+                while floatip_reads() < 2 {
+                    assert!(
+                        Instant::now() < end,
+                        "no floatip monitor read the metadata service"
+                    );
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                let calls = api_calls();
+                assert!(
+                    calls.is_empty(),
+                    "monitors called the API: {:?}",
+                    calls.iter().map(|r| &r.path).collect::<Vec<_>>()
+                );
+            }
+            Some(path) => {
+                while api_calls().len() < 2 {
+                    assert!(Instant::now() < end, "no floatip monitor read the API");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                let calls = api_calls();
+                for r in &calls {
+                    assert!(
+                        r.method == "GET" && r.path == path && r.netns.as_deref() == Some(&netns),
+                        "a monitor's request is not the one GET {path} from {active}: {} {} from {:?}",
+                        r.method,
+                        r.target,
+                        r.netns
+                    );
+                }
+                // One read per monitor: consecutive reads are a monitor interval apart (a
+                // retry would come within a second).
+                for w in calls.windows(2) {
+                    let gap = w[1].since_start.saturating_sub(w[0].since_start);
+                    assert!(
+                        gap >= Duration::from_millis(MONITOR_MS / 2),
+                        "two API reads {gap:?} apart: more than one per monitor"
+                    );
+                }
+            }
+        }
+        let s = cluster.status();
+        let fip_monitor = s
+            .operation(active, "fip", "monitor", MONITOR_MS)
+            .expect("fip's recurring monitor ran");
+        assert_eq!(fip_monitor.rc, 0);
+        assert_eq!(self.sole_holder(), Some(active_id));
+    }
 }
 
-#[test]
-fn readme_configuration_survives_failures_and_failovers() {
+/// The scenario list, the same on every cloud: start, HAProxy killed, standby both ways, API
+/// faults during a failover, wrong credentials, crash. Exactly one holder after every step.
+fn readme_configuration_survives_failures_and_failovers(kind: Cloud) {
     let t0 = Instant::now();
-    let setup = Setup::new();
+    let setup = Setup::new(kind);
     let (cluster, cloud) = (&setup.cluster, &setup.cloud);
-    eprintln!("cluster up in {:?}", t0.elapsed());
+    let anchor = kind.anchor();
+    eprintln!("{kind:?}: cluster up in {:?}", t0.elapsed());
 
-    // 1. Everything starts; the IP is held by the node that runs floatip.
-    cluster.configure(&Setup::readme_block());
-    setup.wait_clones_everywhere("anchor and lb on both nodes");
+    // 1. Everything starts; the IP is held by the node that runs floatip, and by it alone.
+    let watch = HolderWatch::start(cloud);
+    cluster.configure(&setup.readme_block());
+    setup.wait_clones_everywhere("the address and lb on both nodes");
     let active = setup.wait_for_holder("fip", None, "first start");
+    setup.assert_addresses();
     for n in cluster.nodes() {
-        let i = cluster.index_of(&n.name);
-        let addrs = n.netns.addresses("eth0");
-        assert!(
-            addrs.contains(&format!("{}/16", ANCHORS[i])),
-            "{}: anchor address missing from eth0: {addrs:?}",
-            n.name
-        );
         setup.assert_haproxy_answers(&n.name);
     }
     setup.assert_nothing_banned(&cluster.status());
     eprintln!("1. started, {IP} on {active} ({:?})", t0.elapsed());
 
-    // ... and its recurring monitor reads the metadata service only: 0 API requests.
-    cloud.clear_requests();
-    let active_id = setup.droplet_of(&active);
-    let end = Instant::now() + RECOVERY;
-    let floatip_reads = || {
-        cloud
-            .requests()
-            .iter()
-            .filter(|r| {
-                r.listener == cloudha_tests::fakecloud::Listener::Metadata(active_id)
-                    && r.path.contains("_ip/ipv4/")
-            })
-            .count()
-    };
-    while floatip_reads() < 2 {
-        assert!(
-            Instant::now() < end,
-            "no floatip monitor read the metadata service"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    assert_eq!(
-        cloud.api_request_count(),
-        0,
-        "monitors called the API: {:?}",
-        cloud
-            .requests()
-            .iter()
-            .filter(|r| r.is_api_call())
-            .map(|r| &r.path)
-            .collect::<Vec<_>>()
-    );
-    let s = cluster.status();
-    let fip_monitor = s
-        .operation(&active, "fip", "monitor", 10_000)
-        .expect("fip's recurring monitor ran");
-    assert_eq!(fip_monitor.rc, 0);
-    eprintln!("1. monitors: 0 API requests ({:?})", t0.elapsed());
+    // ... and its recurring monitors cost what the docs say.
+    setup.assert_monitor_requests(&active);
+    eprintln!("1. monitors checked ({:?})", t0.elapsed());
 
     // 2. HAProxy killed on the active node: restarted there; the IP does not move.
+    let active_id = setup.server_of(&active);
     let actions_before = cloud.actions().len();
     let a = cluster.index_of(&active);
     let haproxy_pids: Vec<i32> = cluster
@@ -266,7 +536,7 @@ fn readme_configuration_survives_failures_and_failovers() {
         "{}",
         s.xml
     );
-    assert_eq!(cloud.holder(IP), Some(active_id));
+    assert_eq!(setup.sole_holder(), Some(active_id));
     assert_eq!(
         cloud.actions().len(),
         actions_before,
@@ -278,6 +548,7 @@ fn readme_configuration_survives_failures_and_failovers() {
     cluster.wait_until("lb's failure cleaned up", RECOVERY, |s| {
         s.max_fail_count("lb") == 0 && s.running_on("lb").len() == 2
     });
+    assert_eq!(setup.sole_holder(), Some(active_id));
     eprintln!(
         "2. HAProxy restarted on {active}, IP stayed ({:?})",
         t0.elapsed()
@@ -289,6 +560,7 @@ fn readme_configuration_survives_failures_and_failovers() {
     setup.wait_for_holder("fip", Some(&other), "standby of the active node");
     cluster.standby(a, false);
     setup.wait_clones_everywhere("the node back from standby runs the clones");
+    assert_eq!(setup.sole_holder(), Some(setup.server_of(&other)));
     setup.assert_haproxy_answers(&active);
     setup.assert_haproxy_answers(&other);
     cluster.standby(1 - a, true);
@@ -296,48 +568,56 @@ fn readme_configuration_survives_failures_and_failovers() {
     cluster.standby(1 - a, false);
     let s = setup.wait_clones_everywhere("both nodes run the clones again");
     setup.assert_nothing_banned(&s);
+    assert_eq!(setup.sole_holder(), Some(active_id));
     eprintln!(
         "3. standby moves: {active} -> {other} -> {active} ({:?})",
         t0.elapsed()
     );
 
-    // 5. 429s and 5xx during a failover: the move completes, nothing is banned.
+    // 5. Rate limits and 5xx (and the cloud's own waits) during a failover: the move
+    // completes, nothing is banned.
     cloud.clear_requests();
-    cloud.inject(Fault::rate_limited(1).times(2));
-    cloud.inject(Fault::status(Scope::Api, 503).times(2));
-    cloud.inject(Fault::status(Scope::Api, 500).method("POST").times(1));
+    let (faults, answered) = kind.failover_faults();
+    for f in faults {
+        cloud.inject(f);
+    }
     cluster.standby(a, true);
-    setup.wait_for_holder("fip", Some(&other), "failover through 429 and 5xx");
-    let api_calls = cloud.requests().iter().filter(|r| r.is_api_call()).count();
+    setup.wait_for_holder("fip", Some(&other), "failover through API faults");
+    let api_calls = cloud.api_request_count();
     assert!(
-        api_calls >= 6,
-        "the faults were not all met: {api_calls} API calls"
+        api_calls > answered,
+        "the faults were not all met: {api_calls} API calls for {answered} faulted answers"
     );
+    let left = cloud.state_json()["faults"].as_u64();
+    assert_eq!(left, Some(0), "faults left unmet");
     cloud.clear_faults();
     let s = cluster.status();
     setup.assert_nothing_banned(&s);
     cluster.standby(a, false);
     setup.wait_clones_everywhere("both nodes run the clones after the faults");
+    assert_eq!(setup.sole_holder(), Some(setup.server_of(&other)));
     eprintln!(
-        "5. failover through 2x429, 3x5xx: {api_calls} API calls ({:?})",
+        "5. failover through {answered} faulted answers: {api_calls} API calls ({:?})",
         t0.elapsed()
     );
 
-    // 6. A wrong token: floatip fails with its reason in crm_mon; nothing else breaks.
-    let holder_node = setup.node_of_droplet(cloud.holder(IP).expect("someone holds the IP"));
+    // 6. Wrong credentials: floatip fails with its reason in crm_mon; nothing else breaks,
+    // and the IP stays with the one node it was on.
+    let before = setup.sole_holder().expect("someone holds the IP");
+    let holder_node = setup.node_of_server(before);
     let h = cluster.index_of(&holder_node);
-    cloud.revoke_token(TOKEN);
+    kind.credentials(cloud, false);
     let survivor = cluster.node(1 - h).name.clone();
     cluster.standby(h, true);
     let s = cluster.wait_until(
-        "floatip's start refused with a wrong token",
+        "floatip's start refused with wrong credentials",
         RECOVERY,
         |s| {
             s.failures
                 .iter()
                 .any(|f| f.op_key.starts_with("fip_start") && f.exitcode == 6)
                 && s.running_on("fip").is_empty()
-                && s.running_on("anchor") == [survivor.clone()]
+                && s.running_on(anchor) == [survivor.clone()]
                 && s.running_on("lb") == [survivor.clone()]
         },
     );
@@ -349,7 +629,7 @@ fn readme_configuration_survives_failures_and_failovers() {
     // What the operator must read survives Pacemaker's cut of long reasons (~128 characters).
     assert!(
         failure.exitreason.contains("the API rejected the token"),
-        "the exit reason does not say the token was rejected: {failure:?}"
+        "the exit reason does not say the credentials were rejected: {failure:?}"
     );
     let text =
         String::from_utf8_lossy(&cluster.live_node().run("crm_mon", &["-1"]).stdout).into_owned();
@@ -358,23 +638,24 @@ fn readme_configuration_survives_failures_and_failovers() {
         "crm_mon does not show {:?}:\n{text}",
         failure.exitreason
     );
-    assert_eq!(s.running_on("anchor"), vec![survivor.clone()], "{}", s.xml);
+    assert_eq!(s.running_on(anchor), vec![survivor.clone()], "{}", s.xml);
     assert_eq!(s.running_on("lb"), vec![survivor.clone()], "{}", s.xml);
+    assert_eq!(setup.sole_holder(), Some(before));
     setup.assert_haproxy_answers(&survivor);
     eprintln!(
-        "6. wrong token: {:?} ({:?})",
+        "6. wrong credentials: {:?} ({:?})",
         failure.exitreason,
         t0.elapsed()
     );
-    cloud.add_token(TOKEN);
+    kind.credentials(cloud, true);
     cluster.standby(h, false);
     cluster.sh("crm_resource", &["--cleanup", "-r", "fip"]);
-    setup.wait_clones_everywhere("clones back after the token fix");
-    let active = setup.wait_for_holder("fip", None, "floatip back after the token fix");
+    setup.wait_clones_everywhere("clones back after the credentials fix");
+    let active = setup.wait_for_holder("fip", None, "floatip back after the credentials fix");
     let s = cluster.wait_until("failures cleaned up", RECOVERY, |s| s.failures.is_empty());
     setup.assert_nothing_banned(&s);
 
-    // 4. The active node crashes: the survivor holds the IP.
+    // 4. The active node crashes: the survivor holds the IP, alone.
     let a = cluster.index_of(&active);
     let survivor = cluster.node(1 - a).name.clone();
     let crashed_at = cluster.crash(a);
@@ -389,11 +670,47 @@ fn readme_configuration_survives_failures_and_failovers() {
     assert_eq!(s.online_nodes(), vec![survivor.clone()]);
     assert_eq!(s.running_on("lb"), vec![survivor.clone()]);
     setup.assert_haproxy_answers(&survivor);
+
+    // Between the steps too: several holders only while a start moves the IP (Exoscale's
+    // attach, then detach), never left so: no window outlasts fip's start timeout (60 s).
+    let windows = watch.finish();
+    let longest = windows.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "{kind:?}: {} windows with several holders, the longest {longest:?}",
+        windows.len()
+    );
+    if kind == Cloud::Exoscale {
+        assert!(
+            longest < Duration::from_secs(60),
+            "{IP} had several holders for {longest:?}"
+        );
+    } else {
+        assert!(
+            windows.is_empty(),
+            "{IP} had several holders on {kind:?}: {windows:?}"
+        );
+    }
+    eprintln!("{kind:?}: every scenario passed in {:?}", t0.elapsed());
+}
+
+#[test]
+fn digitalocean_readme_configuration_survives_failures_and_failovers() {
+    readme_configuration_survives_failures_and_failovers(Cloud::DigitalOcean);
+}
+
+#[test]
+fn hetzner_readme_configuration_survives_failures_and_failovers() {
+    readme_configuration_survives_failures_and_failovers(Cloud::Hetzner);
+}
+
+#[test]
+fn exoscale_readme_configuration_survives_failures_and_failovers() {
+    readme_configuration_survives_failures_and_failovers(Cloud::Exoscale);
 }
 
 #[test]
 fn tutorial_configuration_runs_unchanged() {
-    let setup = Setup::new();
+    let setup = Setup::new(Cloud::DigitalOcean);
     let (cluster, cloud) = (&setup.cluster, &setup.cloud);
     // The tutorial's commands, with the API pointed at the fake (its only addition).
     cluster.sh("crm", &["configure", "property", "no-quorum-policy=ignore"]);
@@ -416,5 +733,5 @@ fn tutorial_configuration_runs_unchanged() {
     let s = cluster.status();
     assert_eq!(s.max_fail_count("FloatIP"), 0, "{}", s.xml);
     assert!(s.failures.is_empty(), "{:?}", s.failures);
-    assert_eq!(cloud.holder(IP), Some(setup.droplet_of(&other)));
+    assert_eq!(cloud.holders(IP), [setup.server_of(&other)]);
 }

@@ -1,5 +1,6 @@
-//! The README is part of the product: the `crm configure` text it shows is the one the cluster
-//! test runs (docs/crm-configure.txt), and CI runs exactly the README's test command.
+//! The README is part of the product: the `crm configure` text it shows for each cloud is the one
+//! the cluster test runs (docs/crm-configure.txt for DigitalOcean, docs/crm-configure-hetzner.txt,
+//! docs/crm-configure-exoscale.txt), and CI runs exactly the README's test command.
 
 use cloudha_tests::workspace_root;
 
@@ -11,13 +12,31 @@ fn read(path: &str) -> String {
 #[test]
 fn readme_shows_the_configuration_the_cluster_test_runs() {
     let readme = read("README.md");
-    let block = read("docs/crm-configure.txt");
-    assert!(!block.trim().is_empty(), "docs/crm-configure.txt is empty");
-    let fenced = format!("```\n{block}```\n");
-    assert!(
-        readme.contains(&fenced),
-        "README.md must show docs/crm-configure.txt verbatim in a ``` block; copy it again"
-    );
+    for (file, provider) in [
+        ("docs/crm-configure.txt", None),
+        ("docs/crm-configure-hetzner.txt", Some("provider=hetzner")),
+        ("docs/crm-configure-exoscale.txt", Some("provider=exoscale")),
+    ] {
+        let block = read(file);
+        assert!(!block.trim().is_empty(), "{file} is empty");
+        let fenced = format!("```\n{block}```\n");
+        assert!(
+            readme.contains(&fenced),
+            "README.md must show {file} verbatim in a ``` block; copy it again"
+        );
+        if let Some(p) = provider {
+            // The clouds whose floating IP must sit on the host: an anchorip clone with it on
+            // lo as a /32, ordered before HAProxy.
+            for needed in [
+                p,
+                "nic=lo cidr_netmask=32",
+                "clone vip-lo-clone vip-lo",
+                "order lb-after-vip-lo Mandatory: vip-lo-clone lb-clone",
+            ] {
+                assert!(block.contains(needed), "{file} lacks {needed:?}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -1,23 +1,28 @@
-//! `fakecloud`: the fake DigitalOcean API and metadata services as a standalone program, for the
-//! demo, the benchmarks and scripts. It prints one JSON line with its URLs when ready, then
+//! `fakecloud`: the fake cloud API and metadata services (DigitalOcean, Hetzner or Exoscale) as
+//! a standalone program, for the demo, the benchmarks and scripts. It prints one JSON line with its URLs when ready, then
 //! serves until killed. docs/fakecloud.md has the options and the `/_fake/` admin interface.
 
 use anyhow::{anyhow, bail, Context, Result};
-use cloudha_tests::fakecloud::FakeCloud;
+use cloudha_tests::fakecloud::{exoscale, hetzner, vultr, Dialect, FakeCloud};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const USAGE: &str = "usage: fakecloud [options]
+  --cloud NAME               the cloud it speaks: digitalocean (default), hetzner, exoscale,
+                             vultr
   --listen ADDR[@NETNS]      an API listener (repeatable; default 127.0.0.1:0). The first one
                              without @NETNS is the main one; NETNS is a name under /run/netns or
                              a path like /proc/PID/ns/net
   --token TOKEN              an accepted Bearer token (repeatable)
   --token-file PATH          read one accepted token per line from PATH (keeps it out of argv)
+  --api-key-file PATH        Exoscale: one accepted `KEY SECRET` pair per line of PATH
   --ip IP[=DROPLET]          a reserved IP, held by DROPLET or by none (repeatable)
-  --region SLUG              region of the --ip options that follow (default nyc3)
+  --region SLUG              region of the --ip options that follow (default: the cloud's:
+                             nyc3, fsn1, ch-gva-2, ewr)
   --droplet ID[@ADDR[@NETNS]]  a droplet and a metadata listener on ADDR (default 127.0.0.1:0),
-                             optionally inside NETNS (repeatable, also for one droplet)
+                             optionally inside NETNS (repeatable, also for one droplet);
+                             --server and --instance are the same option
   --anchor ID=ADDR/NETMASK[/GATEWAY]  the droplet's anchor IP (gateway default: first address)
   --action-time DURATION     how long actions stay in-progress (e.g. 2s, 500ms; default 0)
   --metadata-lag DURATION    how late metadata sees assignment changes (default 0)
@@ -28,7 +33,7 @@ const USAGE: &str = "usage: fakecloud [options]
   --power-time DURATION      how long power actions stay in-progress (default 500ms)
   --power-hook PROGRAM       run `PROGRAM ID off|on` as a droplet goes off or on through a power
                              action, before any answer says so (the demo kills or boots the node)
-Prints {\"api\":[URL...],\"admin\":URL,\"metadata\":{\"ID\":[URL...]}} on one line when ready
+Prints {\"cloud\":NAME,\"api\":[URL...],\"admin\":URL,\"metadata\":{\"ID\":[URL...]}} on one line when ready
 (admin: the main API listener, in this namespace; /_fake/ is served on every API listener).";
 
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -68,9 +73,12 @@ fn split_at_netns(s: &str) -> Result<Place> {
 type Place = (SocketAddr, Option<String>);
 
 struct Options {
+    dialect: Dialect,
     listens: Vec<Place>,
     tokens: Vec<String>,
-    ips: Vec<(String, String, Option<u64>)>,
+    api_keys: Vec<(String, String)>,
+    /// Address, region (None: the cloud's default), holder.
+    ips: Vec<(String, Option<String>, Option<u64>)>,
     droplets: Vec<(u64, Option<Place>)>,
     anchors: Vec<(u64, String, String, Option<String>)>,
     action_time: Duration,
@@ -86,8 +94,10 @@ struct Options {
 /// The options, or None for `--help` (printed).
 fn parse_args() -> Result<Option<Options>> {
     let mut o = Options {
+        dialect: Dialect::DigitalOcean,
         listens: Vec::new(),
         tokens: Vec::new(),
+        api_keys: Vec::new(),
         ips: Vec::new(),
         droplets: Vec::new(),
         anchors: Vec::new(),
@@ -100,7 +110,7 @@ fn parse_args() -> Result<Option<Options>> {
         power_time: None,
         power_hook: None,
     };
-    let mut region = "nyc3".to_string();
+    let mut region: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
@@ -133,7 +143,37 @@ fn parse_args() -> Result<Option<Options>> {
                         .map(String::from),
                 );
             }
-            "--region" => region = value()?,
+            "--region" => region = Some(value()?),
+            "--cloud" => {
+                let v = value()?;
+                o.dialect = match v.as_str() {
+                    "digitalocean" => Dialect::DigitalOcean,
+                    "hetzner" => Dialect::Hetzner,
+                    "exoscale" => Dialect::Exoscale,
+                    "vultr" => Dialect::Vultr,
+                    _ => bail!("--cloud {v}: expected digitalocean, hetzner, exoscale or vultr"),
+                };
+            }
+            "--api-key-file" => {
+                let p = value()?;
+                let text =
+                    std::fs::read_to_string(&p).with_context(|| format!("--api-key-file {p}"))?;
+                for (n, line) in text.lines().enumerate() {
+                    let line = line.trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    // The line holds a secret: never repeat it in a message.
+                    let (key, secret) = line
+                        .split_once(char::is_whitespace)
+                        .map(|(k, s)| (k, s.trim()))
+                        .filter(|(_, s)| !s.is_empty())
+                        .ok_or_else(|| {
+                            anyhow!("--api-key-file {p}: line {} is not `KEY SECRET`", n + 1)
+                        })?;
+                    o.api_keys.push((key.to_string(), secret.to_string()));
+                }
+            }
             "--ip" => {
                 let v = value()?;
                 let (ip, holder) = match v.split_once('=') {
@@ -151,7 +191,7 @@ fn parse_args() -> Result<Option<Options>> {
                 }
                 o.ips.push((ip, region.clone(), holder));
             }
-            "--droplet" => {
+            "--droplet" | "--server" | "--instance" => {
                 let v = value()?;
                 let (id, rest) = match v.split_once('@') {
                     Some((id, rest)) => (
@@ -241,7 +281,27 @@ fn run() -> Result<()> {
         Some(a) => a,
         None => parse_addr("127.0.0.1:0")?,
     };
-    let cloud = FakeCloud::start_at(main_at).with_context(|| format!("the API at {main_at}"))?;
+    let cloud =
+        FakeCloud::start_as(main_at, o.dialect).with_context(|| format!("the API at {main_at}"))?;
+    // (if, not match: another cloud's dialect keeps the DigitalOcean default until it says.)
+    let default_region = if o.dialect == Dialect::Hetzner {
+        // As FakeCloud::start_hetzner: Hetzner's budget, and more IPs than one page holds.
+        cloud.set_rate_limit(hetzner::RATE.per_minute, hetzner::RATE.per_hour);
+        for n in 0..hetzner::FILLER_IPS {
+            cloud.add_ip_in(&format!("192.0.2.{}", 101 + n), hetzner::LOCATION, None);
+        }
+        hetzner::LOCATION
+    } else if o.dialect == Dialect::Exoscale {
+        exoscale::ZONE
+    } else if o.dialect == Dialect::Vultr {
+        // As FakeCloud::start_vultr: more reserved IPs than one page holds.
+        for n in 0..vultr::FILLER_IPS {
+            cloud.add_ip_in(&vultr::filler(n), vultr::REGION, None);
+        }
+        vultr::REGION
+    } else {
+        cloudha_tests::fakecloud::DEFAULT_REGION
+    };
     let mut api = Vec::new();
     let has_main = o.listens.iter().any(|(_, ns)| ns.is_none());
     if has_main {
@@ -265,8 +325,11 @@ fn run() -> Result<()> {
     for t in &o.tokens {
         cloud.add_token(t);
     }
+    for (key, secret) in &o.api_keys {
+        cloud.add_api_key(key, secret);
+    }
     for (ip, region, holder) in &o.ips {
-        cloud.add_ip_in(ip, region, *holder);
+        cloud.add_ip_in(ip, region.as_deref().unwrap_or(default_region), *holder);
     }
     let mut metadata: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (id, at) in &o.droplets {
@@ -323,7 +386,7 @@ fn run() -> Result<()> {
     }
     // "admin": the main API listener, in this namespace, where scripts reach /_fake/ from.
     let ready =
-        serde_json::json!({"api": api, "admin": cloud.api_url(), "metadata": metadata}).to_string();
+        serde_json::json!({"cloud": cloud.state_json()["dialect"], "api": api, "admin": cloud.api_url(), "metadata": metadata}).to_string();
     if let Some(p) = &o.ready_file {
         // Write then rename, so a script polling for the file never reads half of it.
         let tmp = format!("{p}.tmp");

@@ -1,11 +1,13 @@
 //! The admin interface under `/_fake/` on every API listener, so that scripts (the demo, the
-//! benchmarks, the cluster test in bash) can read and steer the fake. Never recorded or faulted.
+//! benchmarks, the cluster test in bash) can read and steer the fake, whatever cloud it speaks
+//! (servers and instances are the droplets of the common account; Exoscale's UUIDs are shown
+//! and accepted beside their numbers). Never recorded or faulted.
 
 use super::clock::rfc3339;
 use super::faults::Fault;
 use super::http::{Request, Response};
 use super::state::{Anchor, RateLimit, DEFAULT_REGION};
-use super::{Listener, Shared};
+use super::{exoscale, hetzner, vultr, Dialect, Listener, Shared};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -17,23 +19,97 @@ fn ok() -> Response {
     Response::json(200, &json!({"ok": true}))
 }
 
+/// The dialect's name, as `--cloud` and the state document spell it.
+pub fn dialect_name(d: Dialect) -> &'static str {
+    if d == Dialect::Hetzner {
+        "hetzner"
+    } else if d == Dialect::Exoscale {
+        "exoscale"
+    } else if d == Dialect::Vultr {
+        "vultr"
+    } else {
+        "digitalocean"
+    }
+}
+
+/// Where `POST /_fake/ip` puts an IP when no region is given: the one the dialect serves.
+fn default_region(d: Dialect) -> &'static str {
+    if d == Dialect::Hetzner {
+        hetzner::LOCATION
+    } else if d == Dialect::Exoscale {
+        exoscale::ZONE
+    } else if d == Dialect::Vultr {
+        vultr::REGION
+    } else {
+        DEFAULT_REGION
+    }
+}
+
+/// The UUIDs a cloud names IPs and instances by, if it does (Exoscale, Vultr).
+type Uuids = (
+    fn(u64) -> String,
+    fn(u64) -> String,
+    fn(&str) -> Option<u64>,
+);
+
+fn uuids(d: Dialect) -> Option<Uuids> {
+    if d == Dialect::Exoscale {
+        Some((
+            exoscale::ip_uuid,
+            exoscale::instance_uuid,
+            exoscale::instance_of_uuid,
+        ))
+    } else if d == Dialect::Vultr {
+        Some((
+            vultr::ip_uuid,
+            vultr::instance_uuid,
+            vultr::instance_of_uuid,
+        ))
+    } else {
+        None
+    }
+}
+
 pub fn state_json(shared: &Shared) -> Value {
+    let uuid = uuids(shared.dialect);
     let mut st = shared.lock_state();
     st.settle(Instant::now());
     let ips: Vec<Value> = st
         .ip_list()
         .iter()
-        .map(|ip| json!({"ip": ip, "holder": st.holder(ip), "locked": st.locked(ip)}))
+        .map(|ip| {
+            let id = st.id_of_ip(ip);
+            let mut v = json!({"ip": ip, "holder": st.holder(ip), "locked": st.locked(ip)});
+            // DigitalOcean's shape is the original one; the other clouds address IPs by id and
+            // (Exoscale) may have several holders.
+            if shared.dialect != Dialect::DigitalOcean {
+                v["id"] = json!(id);
+                v["holders"] = json!(st.holders(ip));
+            }
+            if let Some((ip_uuid, instance_uuid, _)) = uuid {
+                v["uuid"] = json!(id.map(ip_uuid));
+                v["holder_uuids"] = json!(st
+                    .holders(ip)
+                    .into_iter()
+                    .map(instance_uuid)
+                    .collect::<Vec<_>>());
+            }
+            v
+        })
         .collect();
     let droplets: Vec<Value> = st
         .droplets
         .iter()
         .map(|(id, d)| {
-            json!({
+            let mut v = json!({
                 "id": id,
                 "anchor": d.anchor.as_ref().map(|a| json!({"address": a.address, "netmask": a.netmask, "gateway": a.gateway})),
                 "metadata_urls": d.metadata_urls,
-            })
+            });
+            if let Some((_, instance_uuid, _)) = uuid {
+                v["uuid"] = json!(instance_uuid(*id));
+            }
+            v
         })
         .collect();
     let actions: Vec<Value> = st
@@ -56,6 +132,7 @@ pub fn state_json(shared: &Shared) -> Value {
     let total = reqs.len();
     drop(reqs);
     json!({
+        "dialect": dialect_name(shared.dialect),
         "api_url": shared.api_url(),
         "ips": ips,
         "droplets": droplets,
@@ -96,6 +173,22 @@ fn millis(v: &Value, k: &str) -> Option<Duration> {
     v.get(k).and_then(Value::as_u64).map(Duration::from_millis)
 }
 
+/// A server (droplet, instance) named by its number, or for Exoscale and Vultr also by its UUID.
+fn server_id(shared: &Shared, v: &Value) -> Result<u64, Response> {
+    if let Some(n) = v.as_u64() {
+        return Ok(n);
+    }
+    if let Some((_, _, of_uuid)) = uuids(shared.dialect) {
+        if let Some(n) = v.as_str().and_then(of_uuid) {
+            return Ok(n);
+        }
+        return Err(bad(format!(
+            "{v} is not an instance number or one of the fake's instance UUIDs"
+        )));
+    }
+    Err(bad(format!("{v} is not a server id (a number)")))
+}
+
 pub fn handle(shared: &Shared, req: &Request) -> Response {
     let body: Value = if req.body.is_empty() {
         json!({})
@@ -109,10 +202,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
     let holder = |v: &Value| -> Result<Option<u64>, Response> {
         match v.get("holder") {
             None | Some(Value::Null) => Ok(None),
-            Some(h) => h
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| bad("\"holder\" must be a droplet id or null")),
+            Some(h) => server_id(shared, h).map(Some),
         }
     };
     match (req.method.as_str(), req.path.as_str()) {
@@ -162,13 +252,59 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             }
             None => bad("\"token\" is missing"),
         },
-        ("POST", "/_fake/revoke") => match s("token") {
-            Some(t) => {
+        ("POST", "/_fake/revoke") => match (s("token"), s("api_key")) {
+            (Some(t), _) => {
                 shared.lock_state().tokens.remove(t);
                 ok()
             }
-            None => bad("\"token\" is missing"),
+            (None, Some(k)) => {
+                shared.lock_state().api_keys.remove(k);
+                ok()
+            }
+            (None, None) => bad("\"token\" (or \"api_key\") is missing"),
         },
+        ("POST", "/_fake/api-key") => match (s("key"), s("secret")) {
+            (Some(k), Some(secret)) if !k.is_empty() && !secret.is_empty() => {
+                shared
+                    .lock_state()
+                    .api_keys
+                    .insert(k.to_string(), secret.to_string());
+                ok()
+            }
+            _ => bad("needs \"key\" and \"secret\" (Exoscale's API key and its secret)"),
+        },
+        ("POST", "/_fake/server" | "/_fake/droplet" | "/_fake/instance") => {
+            let id = match body.get("id").map(|v| server_id(shared, v)) {
+                Some(Ok(id)) => id,
+                Some(Err(r)) => return r,
+                None => return bad("\"id\" is missing"),
+            };
+            shared.lock_state().droplets.entry(id).or_default();
+            ok()
+        }
+        ("POST", "/_fake/holders") => {
+            let Some(ip) = s("ip") else {
+                return bad("\"ip\" is missing");
+            };
+            let Some(list) = body.get("holders").and_then(Value::as_array) else {
+                return bad("\"holders\" must be a list of server ids");
+            };
+            let mut ids = Vec::new();
+            for h in list {
+                match server_id(shared, h) {
+                    Ok(id) => ids.push(id),
+                    Err(r) => return r,
+                }
+            }
+            let mut st = shared.lock_state();
+            let now = Instant::now();
+            st.settle(now);
+            if st.set_holders(ip, &ids, now) {
+                ok()
+            } else {
+                Response::json(404, &json!({"error": format!("no IP {ip}")}))
+            }
+        }
         ("POST", "/_fake/ip") => {
             let Some(ip) = s("ip") else {
                 return bad("\"ip\" is missing");
@@ -180,9 +316,11 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
                 Ok(h) => h,
                 Err(r) => return r,
             };
-            shared
-                .lock_state()
-                .add_ip(ip, s("region").unwrap_or(DEFAULT_REGION), h);
+            shared.lock_state().add_ip(
+                ip,
+                s("region").unwrap_or(default_region(shared.dialect)),
+                h,
+            );
             ok()
         }
         ("POST", "/_fake/holder") => {
@@ -203,6 +341,9 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             }
         }
         ("POST", "/_fake/anchor") => {
+            if shared.dialect != Dialect::DigitalOcean {
+                return bad("anchor IPs are DigitalOcean's: this fake speaks another cloud");
+            }
             let (Some(id), Some(address), Some(netmask)) = (
                 body.get("droplet").and_then(Value::as_u64),
                 s("address"),
