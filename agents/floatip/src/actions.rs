@@ -45,9 +45,16 @@ const METADATA_POLL: Duration = Duration::from_millis(10);
 /// The loop that follows a running action: the wait between two looks is the hint each look
 /// gives (`METADATA_POLL`, or the time until the next API poll), never less than this.
 const ACTION_WATCH: Retry = Retry::every(Duration::from_millis(1));
-/// API polls of a running action: quick at first, then backing off.
+/// API polls of a running action where the metadata service watches it (DigitalOcean): the API
+/// only confirms, so quick at first, then backing off.
 const API_POLL_FIRST: Duration = Duration::from_millis(300);
 const API_POLL_MAX: Duration = Duration::from_secs(2);
+/// Where only the API can tell (Hetzner, Vultr, Exoscale), it is asked this often for the first
+/// `API_POLL_STEADY_FOR` (the usual length of an action), then as above: a start learns of the
+/// end within this, for about 20 requests a second during the action (within every cloud's
+/// limit: Vultr's 30 a second per address is the lowest; BENCHMARKS.md has the counts).
+const API_POLL_STEADY: Duration = Duration::from_millis(50);
+const API_POLL_STEADY_FOR: Duration = Duration::from_secs(3);
 
 /// Makes a provider for the settings: the real clouds, or a script in tests.
 pub trait Connect {
@@ -526,6 +533,9 @@ impl<C: Connect> Floatip<C> {
         let started = Instant::now();
         let mut api_poll = Backoff::new(API_POLL_FIRST, API_POLL_MAX);
         let mut next_api = Instant::now() + api_poll.next_delay();
+        let mut last_api = started;
+        // Steady quick polls while only the API can tell and the action is young.
+        let steady = |can_tell: bool| !can_tell && started.elapsed() < API_POLL_STEADY_FOR;
         // Watched only where it can tell (one look says; DigitalOcean's can, Hetzner's cannot).
         let mut can_tell = true;
         let mut watch_metadata = true;
@@ -560,7 +570,12 @@ impl<C: Connect> Floatip<C> {
                         }
                         Err(_) => false,
                     };
+                if steady(can_tell) {
+                    next_api = next_api.min(last_api + API_POLL_STEADY);
+                }
+                let due = due || Instant::now() >= next_api;
                 if due || arrived {
+                    last_api = Instant::now();
                     let mut not_before = None;
                     match p.action_state(ip, action, d) {
                         Ok(s) => state = s,
@@ -577,7 +592,12 @@ impl<C: Connect> Floatip<C> {
                         return end;
                     }
                     if due {
-                        next_api = Instant::now() + api_poll.next_delay();
+                        next_api = Instant::now()
+                            + if steady(can_tell) {
+                                API_POLL_STEADY
+                            } else {
+                                api_poll.next_delay()
+                            };
                         watch_metadata = can_tell;
                     } else {
                         // The metadata service ran ahead of the API: wait for the next API poll.
