@@ -9,7 +9,7 @@ DESTDIR  ?=
 CARGO    ?= cargo
 # Where cargo put the binaries: honours CARGO_TARGET_DIR, as cargo does.
 BUILT    ?= $(or $(CARGO_TARGET_DIR),target)/release
-AGENTS   := anchorip floatip haproxy
+AGENTS   := anchorip floatip haproxy bgpip
 OCFDIR   := $(DESTDIR)$(PREFIX)/lib/ocf/resource.d
 # Agents that resolve no host names are linked statically: no dynamic loader, about 1 ms less
 # per action (BENCHMARKS.md). Built for the explicit host target, so that the flag reaches
