@@ -6,7 +6,7 @@ dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 make -s install DESTDIR="$dest" >/dev/null
 fail=0
-for a in anchorip floatip haproxy; do
+for a in anchorip floatip haproxy bgpip; do
     f="$dest/usr/lib/ocf/resource.d/cloudha/$a"
     mode=$(stat -c %a "$f" 2>/dev/null || echo missing)
     if [ "$mode" != 755 ]; then echo "FAIL $f: mode $mode"; fail=1; fi
@@ -17,7 +17,7 @@ if [ "$(readlink -f "$link")" != "$(readlink -f "$dest/usr/lib/ocf/resource.d/cl
 fi
 "$link" meta-data | grep -q '<resource-agent name="floatip"' || { echo "FAIL $link meta-data"; fail=1; }
 if [ "$fail" = 0 ]; then
-    echo "install: 4 passed, 0 failed"
+    echo "install: 5 passed, 0 failed"
 else
     echo "install: failed"
     exit 1
