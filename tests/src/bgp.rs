@@ -25,6 +25,25 @@ pub fn in_netns(name: &str) -> Place {
     })
 }
 
+/// A cluster node (its network, mount, UTS and pid namespaces), as [`crate::cluster::Node`]
+/// enters it; the node must be running.
+pub fn in_node(node: &crate::cluster::Node) -> Place {
+    let pid = node
+        .pid()
+        .unwrap_or_else(|| panic!("{} is not running", node.name))
+        .to_string();
+    Box::new(move |program| {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &pid, "-n", "-m", "-u", "-p", "--"])
+            .arg(program);
+        c
+    })
+}
+
+/// The route server's own address, on its lo, that every balancer peers with (eBGP multihop,
+/// as Linode's route servers are reached): one `peers` value for the whole cluster.
+pub const RS_LOOPBACK: &str = "2001:db8:ff::1";
+
 pub const SHARED_IP: &str = "203.0.113.77";
 pub const CLIENT_NET: &str = "198.51.100.0/24";
 /// Each balancer's link to the route server: (route server's address, balancer's address).
@@ -285,6 +304,10 @@ pub fn link_balancer(rs: &str, rs_if: &str, balancer: &str, i: usize) {
     sh(Command::new("ip").args([
         "-n", balancer, "route", "replace", CLIENT_NET, "via", "inet6", rs_addr, "dev", "rs0",
     ]));
+    let rs_lo = format!("{RS_LOOPBACK}/128");
+    sh(Command::new("ip").args([
+        "-n", balancer, "-6", "route", "replace", &rs_lo, "via", rs_addr, "dev", "rs0",
+    ]));
 }
 
 fn no_router_advertisements(ns: &str, dev: &str) {
@@ -318,6 +341,8 @@ pub fn link_client(rs: &str, client: &str) {
         "via",
         "198.51.100.1",
     ]));
+    let rs_lo = format!("{RS_LOOPBACK}/128");
+    sh(Command::new("ip").args(["-n", rs, "addr", "add", &rs_lo, "dev", "lo"]));
     sh(Command::new("ip").args([
         "netns",
         "exec",
