@@ -184,6 +184,23 @@ fn linode_block_runs_and_fails_over_on_a_real_cluster() {
     // Both start: two paths at the route server, the primary from the promoted node, whom
     // the client reaches.
     let first = setup.wait_promoted("both start", true, None);
+    // The promoted instance is monitored at depth 10 every 10 s, answering 8.
+    let cib = c.sh("cibadmin", &["-Q", "-o", "resources"]);
+    assert!(
+        cib.contains(r#"name="OCF_CHECK_LEVEL" value="10""#),
+        "the Promoted monitor lost its depth: {cib}"
+    );
+    let ran = |s: &ClusterStatus| {
+        s.history.iter().any(|o| {
+            o.node == first
+                && (o.resource == "vip" || o.resource.starts_with("vip:"))
+                && o.task == "monitor"
+                && o.interval_ms == 10_000
+                && o.rc == 8
+        })
+    };
+    let s = c.wait_until("the promoted monitor ran, answering 8", RECOVERY, ran);
+    assert!(ran(&s));
 
     // HAProxy killed on the promoted node: Pacemaker restarts it (the monitor notices), and the
     // promoted role stays with a running HAProxy, as the constraints say.
