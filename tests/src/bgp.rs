@@ -221,6 +221,11 @@ pub fn route_server_config(neighbors: &[(&str, u32)]) -> String {
         c +=
             &format!("  neighbor {addr} activate\n  neighbor {addr} route-map prefer-primary in\n");
     }
+    c += " exit-address-family\n address-family ipv6 unicast\n";
+    for (addr, _) in neighbors {
+        c +=
+            &format!("  neighbor {addr} activate\n  neighbor {addr} route-map prefer-primary in\n");
+    }
     c += " exit-address-family\nexit\n!\n";
     c += &format!(
         "bgp community-list standard primary permit {PRIMARY}\nbgp community-list standard secondary permit {SECONDARY}\n\

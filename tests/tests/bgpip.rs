@@ -287,3 +287,47 @@ fn crm_resource_validate_returns_the_agents_code() {
     let (code, out) = validate(&["ip=203.0.113.77"]);
     assert_eq!(code, 6, "{out}");
 }
+
+#[test]
+fn an_ipv6_range_is_announced_under_ipv6() {
+    let lab = Lab::new(TAG);
+    let b = Balancer::new(&lab, 0);
+    lab.balancers[0].ip(&["addr", "add", "2001:db8:77::1/64", "dev", "lo"]);
+    let v6 = [
+        ("OCF_RESKEY_ip", "2001:db8:77::1"),
+        ("OCF_RESKEY_prefix", "64"),
+    ];
+    b.run_with("start", &v6).expect(0, "start");
+    b.run_with("promote", &v6).expect(0, "promote");
+    let mon = [
+        v6[0],
+        v6[1],
+        ("OCF_CHECK_LEVEL", "10"),
+        ("OCF_RESKEY_CRM_meta_interval", "10000"),
+    ];
+    b.run_with("monitor", &mon).expect(8, "promoted, depth 10");
+    let end = std::time::Instant::now() + SESSION;
+    loop {
+        let doc = lab
+            .rs_frr
+            .json("show bgp ipv6 unicast 2001:db8:77::/64 json");
+        let paths = cloudha_tests::bgp::rs_paths(&doc);
+        if paths
+            .iter()
+            .any(|p| p.best && p.communities == [PRIMARY] && p.peer == from(0))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "no primary IPv6 path: {paths:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    b.run_with("stop", &v6).expect(0, "stop");
+    let config = lab.frr[0].config();
+    assert!(
+        !config.contains("2001:db8:77::/64") && !config.contains("CLOUDHA"),
+        "{config}"
+    );
+}
