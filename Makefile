@@ -10,7 +10,7 @@ DESTDIR  ?=
 CARGO    ?= cargo
 # Where cargo put the binaries: honours CARGO_TARGET_DIR, as cargo does.
 BUILT    ?= $(or $(CARGO_TARGET_DIR),target)/release
-AGENTS   := anchorip floatip haproxy
+AGENTS   := anchorip floatip haproxy bgpip
 # The fence agent: where pacemaker-fenced looks for fence_* agents, with its man page.
 FENCE    := fence_cloudha
 SBINDIR  := $(DESTDIR)$(PREFIX)/sbin

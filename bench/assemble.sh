@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
     echo "script can also run alone). Medians of many runs (hyperfine), peak RSS from \`/usr/bin/time\`."
     # shellcheck source=/dev/null # the machine's own /etc/os-release, not part of this repository
     echo "Machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")."
-    for b in exec-cost anchorip floatip floatip-providers haproxy failover traffic soak fence http-clients; do
+    for b in exec-cost anchorip floatip floatip-providers haproxy failover traffic soak fence bgpip http-clients; do
         if [ -f "bench/results-$b.md" ]; then
             echo
             cat "bench/results-$b.md"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-for b in exec-cost anchorip floatip floatip-providers haproxy failover traffic fence http-clients; do
+for b in exec-cost anchorip floatip floatip-providers haproxy failover traffic fence bgpip http-clients; do
     if [ -f "bench/$b.sh" ]; then
         echo "== bench/$b.sh"
         bash "bench/$b.sh"

@@ -10,7 +10,7 @@ registry=${CARGO_HOME:-$HOME/.cargo}/registry/src
 # The agents become cargo's arguments `-p AGENT...`, in the positional parameters.
 for a in "$@"; do set -- "$@" -p "$a"; shift; done
 crates=$(cargo tree --locked --offline -e normal,no-proc-macro "$@" --prefix none -f '{p}|{l}' \
-    | sed -e 's/ (\*)$//' -e 's/ ([^)]*)|/|/' -e '/^$/d' | sort -u | grep -v '^cloudha-[a-z]* \|^anchorip \|^floatip \|^haproxy ')
+    | sed -e 's/ (\*)$//' -e 's/ ([^)]*)|/|/' -e '/^$/d' | sort -u | grep -v '^cloudha-[a-z]* \|^anchorip \|^floatip \|^haproxy \|^bgpip ')
 
 {
     echo "Rust crates statically linked into the cloudha agents"

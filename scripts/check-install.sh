@@ -1,30 +1,31 @@
 #!/usr/bin/env bash
-# `make install DESTDIR=…` puts each agent, mode 0755, where Pacemaker looks for it.
+# `make install DESTDIR=…` puts each agent, mode 0755, where Pacemaker looks for it, and the fence
+# agent where pacemaker-fenced looks for it, with its man page. Prints the checks that passed and
+# failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 make -s install DESTDIR="$dest" >/dev/null
-fail=0
-for a in anchorip floatip haproxy; do
-    f="$dest/usr/lib/ocf/resource.d/cloudha/$a"
-    mode=$(stat -c %a "$f" 2>/dev/null || echo missing)
-    if [ "$mode" != 755 ]; then echo "FAIL $f: mode $mode"; fail=1; fi
+passed=0
+failed=0
+check() { # WHAT COMMAND...: one check
+    local what=$1
+    shift
+    if "$@"; then passed=$((passed + 1)); else echo "FAIL $what"; failed=$((failed + 1)); fi
+}
+mode_is_755() { [ "$(stat -c %a "$1" 2>/dev/null || echo missing)" = 755 ]; }
+for a in anchorip floatip haproxy bgpip; do
+    check "$a: mode 0755 in cloudha/" mode_is_755 "$dest/usr/lib/ocf/resource.d/cloudha/$a"
 done
 link="$dest/usr/lib/ocf/resource.d/digitalocean/floatip"
-if [ "$(readlink -f "$link")" != "$(readlink -f "$dest/usr/lib/ocf/resource.d/cloudha/floatip")" ]; then
-    echo "FAIL $link does not lead to cloudha/floatip"; fail=1
-fi
-"$link" meta-data | grep -q '<resource-agent name="floatip"' || { echo "FAIL $link meta-data"; fail=1; }
-# The fence agent, where pacemaker-fenced looks for it, with its man page.
+same_file() { [ "$(readlink -f "$1")" = "$(readlink -f "$2")" ]; }
+check "$link leads to cloudha/floatip" same_file "$link" "$dest/usr/lib/ocf/resource.d/cloudha/floatip"
+says() { "${@:2}" 2>/dev/null | grep -q "$1"; }
+check "$link meta-data" says '<resource-agent name="floatip"' "$link" meta-data
 fence="$dest/usr/sbin/fence_cloudha"
-mode=$(stat -c %a "$fence" 2>/dev/null || echo missing)
-if [ "$mode" != 755 ]; then echo "FAIL $fence: mode $mode"; fail=1; fi
-"$fence" -o metadata | grep -q '<resource-agent name="fence_cloudha"' || { echo "FAIL $fence metadata"; fail=1; }
-[ -f "$dest/usr/share/man/man8/fence_cloudha.8" ] || { echo "FAIL no fence_cloudha(8)"; fail=1; }
-if [ "$fail" = 0 ]; then
-    echo "install: 7 passed, 0 failed"
-else
-    echo "install: failed"
-    exit 1
-fi
+check "fence_cloudha: mode 0755 in /usr/sbin" mode_is_755 "$fence"
+check "fence_cloudha metadata" says '<resource-agent name="fence_cloudha"' "$fence" -o metadata
+check "fence_cloudha(8)" test -f "$dest/usr/share/man/man8/fence_cloudha.8"
+echo "install: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -6,7 +6,8 @@ set -euo pipefail
 
 PACKAGES=(pacemaker pacemaker-cli-utils corosync crmsh pcs resource-agents haproxy libxml2-utils
           iproute2 nftables time socat arping procps psmisc make gcc curl ca-certificates man-db keepalived
-          dpkg-dev debhelper fakeroot build-essential docbook-xsl xsltproc lintian shellcheck)
+          dpkg-dev debhelper fakeroot build-essential docbook-xsl xsltproc lintian shellcheck
+          frr)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: run as root (it installs Debian packages)" >&2

@@ -11,7 +11,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$PATH:$HOME/.cargo/bin"
 export DEBIAN_FRONTEND=noninteractive
 
-AGENTS=(anchorip floatip haproxy)
+AGENTS=(anchorip floatip haproxy bgpip)
 PKG=cloudha-agents
 OCF=/usr/lib/ocf/resource.d
 COMPAT=$OCF/digitalocean/floatip

@@ -30,6 +30,13 @@ impl Status {
             message: message.into(),
         }
     }
+    /// Running as the promoted instance of a promotable clone (8).
+    pub fn promoted(message: impl Into<String>) -> Status {
+        Status {
+            code: OcfCode::RunningPromoted,
+            message: message.into(),
+        }
+    }
     pub fn degraded(message: impl Into<String>) -> Status {
         Status {
             code: OcfCode::Degraded,
@@ -47,6 +54,9 @@ pub enum Action {
     ValidateAll,
     Reload,
     Notify,
+    /// Promotable clones only: an agent that does not advertise them answers 3.
+    Promote,
+    Demote,
 }
 
 impl Action {
@@ -58,6 +68,8 @@ impl Action {
             "validate-all" => Action::ValidateAll,
             "reload" => Action::Reload,
             "notify" => Action::Notify,
+            "promote" => Action::Promote,
+            "demote" => Action::Demote,
             _ => return None,
         })
     }
@@ -69,6 +81,8 @@ impl Action {
             Action::ValidateAll => "validate-all",
             Action::Reload => "reload",
             Action::Notify => "notify",
+            Action::Promote => "promote",
+            Action::Demote => "demote",
         }
     }
 }
@@ -156,6 +170,14 @@ pub trait Agent {
     /// Clone notifications: 0, as the contract demands, unless an agent acts on them.
     fn notify(&self, _ctx: &Context) -> OcfResult<Status> {
         Ok(Status::ok("notification ignored"))
+    }
+    /// Promotable clones: make this instance the promoted one (answer 0).
+    fn promote(&self, _ctx: &Context) -> OcfResult<Status> {
+        Err(OcfError::unimplemented("promote is not implemented"))
+    }
+    /// Promotable clones: make this instance unpromoted again (answer 0).
+    fn demote(&self, _ctx: &Context) -> OcfResult<Status> {
+        Err(OcfError::unimplemented("demote is not implemented"))
     }
 }
 

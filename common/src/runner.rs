@@ -99,6 +99,8 @@ where
         Action::ValidateAll => agent.validate(&ctx),
         Action::Reload => agent.reload(&ctx),
         Action::Notify => agent.notify(&ctx),
+        Action::Promote => agent.promote(&ctx),
+        Action::Demote => agent.demote(&ctx),
     };
     report(&ctx.log, action.name(), &ctx.deadline, result, terminal_out)
 }
@@ -116,7 +118,7 @@ fn report(
             let message = log.scrub(&status.message);
             // What changes the node is worth a line in every log; monitors are too frequent.
             let line = format!("{action}: {} after {elapsed} ms: {message}", status.code);
-            if matches!(action, "start" | "stop" | "reload") {
+            if matches!(action, "start" | "stop" | "reload" | "promote" | "demote") {
                 log.info(line);
             } else {
                 log.debug(line);
@@ -339,6 +341,56 @@ mod tests {
             6
         );
         assert_eq!(run(&Demo, &args(&["demo", "--help"]), none()), 0);
+    }
+
+    static PROMOTABLE: AgentSpec = AgentSpec {
+        name: "demo",
+        version: "0.1.0",
+        shortdesc: "demo",
+        longdesc: "promotable demo agent",
+        params: &[],
+        actions: &[
+            ActionSpec::new("start", 20),
+            ActionSpec::new("promote", 20),
+            ActionSpec::new("demote", 20),
+        ],
+    };
+
+    struct Promotable;
+    impl Agent for Promotable {
+        fn spec(&self) -> &'static AgentSpec {
+            &PROMOTABLE
+        }
+        fn start(&self, _: &Context) -> OcfResult<Status> {
+            Ok(Status::ok("started"))
+        }
+        fn stop(&self, _: &Context) -> OcfResult<Status> {
+            Ok(Status::ok("stopped"))
+        }
+        fn monitor(&self, _: &Context) -> OcfResult<Status> {
+            Ok(Status::promoted("promoted"))
+        }
+        fn validate(&self, _: &Context) -> OcfResult<Status> {
+            Ok(Status::ok("valid"))
+        }
+        fn promote(&self, _: &Context) -> OcfResult<Status> {
+            Ok(Status::ok("promoted"))
+        }
+        fn demote(&self, _: &Context) -> OcfResult<Status> {
+            Err(OcfError::generic("cannot demote"))
+        }
+    }
+
+    #[test]
+    fn promote_and_demote_reach_an_agent_that_advertises_them() {
+        let p = |a: &str| run(&Promotable, &args(&["demo", a]), none());
+        assert_eq!(p("promote"), 0);
+        assert_eq!(p("demote"), 1);
+        // monitor is not advertised by this spec: 3, whatever the handler would say.
+        assert_eq!(p("monitor"), 3);
+        assert_eq!(Status::promoted("x").code, OcfCode::RunningPromoted);
+        assert_eq!(Action::parse("promote"), Some(Action::Promote));
+        assert_eq!(Action::Demote.name(), "demote");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Fakes of cloud APIs live beside these (see `fakecloud` once present). Tests here need root
 //! and the packages `.ci/run` installs: they fail loudly, never skip, when those are missing.
 
+pub mod bgp;
 pub mod cluster;
 pub mod fakecloud;
 pub mod keepalived;
@@ -274,7 +275,11 @@ impl AgentRun {
             )
         };
         assert!(predicate::eq(code).eval(&self.code), "{}", shown());
-        let reasons = if matches!(code, 0 | 7 | 190) { 0 } else { 1 };
+        let reasons = if matches!(code, 0 | 7 | 8 | 190 | 191) {
+            0
+        } else {
+            1
+        };
         assert_eq!(
             self.exit_reason_count(),
             reasons,

@@ -72,3 +72,18 @@ fn ci_runs_the_readme_test_command() {
         ".ci/run does not call `{command}`"
     );
 }
+
+#[test]
+fn readme_shows_the_linode_configuration_the_bgpip_cluster_test_runs() {
+    let readme = read("README.md");
+    let block = read("docs/crm-configure-linode.txt");
+    assert!(
+        !block.trim().is_empty(),
+        "docs/crm-configure-linode.txt is empty"
+    );
+    let fenced = format!("```\n{block}```\n");
+    assert!(
+        readme.contains(&fenced),
+        "README.md must show docs/crm-configure-linode.txt verbatim in a ``` block; copy it again"
+    );
+}
