@@ -37,8 +37,10 @@ pub const METADATA_LAG_GRACE: Duration = Duration::from_secs(60);
 const API_RETRY: Retry = Retry::backoff(Duration::from_millis(200), Duration::from_secs(2));
 /// Retries of a failed metadata read: the service is local and free.
 const METADATA_RETRY: Retry = Retry::backoff(Duration::from_millis(50), Duration::from_millis(500));
-/// Looks at an address while another action is pending on it (its lock, or a 422).
-const PENDING_RETRY: Retry = Retry::backoff(Duration::from_millis(250), Duration::from_secs(2));
+/// Looks at an address while another action is pending on it (its lock, a 422, Vultr's refused
+/// attach while a detach is in flight): soon at first (the end of a change is what a failover
+/// waits for), then every half second: at most 2 looks a second, each a read and a try.
+const PENDING_RETRY: Retry = Retry::backoff(Duration::from_millis(100), Duration::from_millis(500));
 /// While an assign action runs, the metadata service is asked this often (free, local, no
 /// rate limit): it says "done" first. The API confirms.
 const METADATA_POLL: Duration = Duration::from_millis(10);
