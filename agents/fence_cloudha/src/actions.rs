@@ -49,7 +49,8 @@ pub fn main(args: &[String], stdin: impl BufRead) -> i32 {
             "parameter '{k}' is not one of fence_cloudha's: ignored"
         ));
     }
-    let action = input.action().to_string();
+    // As it may be shown: escaped and cut short (it comes from stdin or argv).
+    let action = cloudha_common::params::shown(input.action());
     if action == "metadata" {
         print!("{}", metadata::render());
         return 0;
