@@ -94,8 +94,8 @@ stamp_ms() { date -d "$(awk '{print $1, $2, $3}' <<<"$1")" +%s%3N; }
 one_run() {
     local deadline active survivor survivor_id t0 log req dly ret fip delay_s
     cluster_up fencebench "$fakecloud" 0 "$tree" >&2
-    cluster_configure docs/crm-configure.txt >/dev/null 2>&1
-    cluster_configure docs/crm-configure-fencing.txt >/dev/null 2>&1
+    cat docs/crm-configure.txt docs/crm-configure-fencing.txt > "$CLUSTER_DIR/readme.crm"
+    cluster_configure "$CLUSTER_DIR/readme.crm" >/dev/null 2>&1
     deadline=$((SECONDS + 90))
     until [ -n "$(fip_node)" ] && [ -n "$(holder)" ] && [ "$(holder)" != null ]; do
         [ $SECONDS -lt $deadline ] || { echo "fip did not start" >&2; return 1; }
