@@ -533,10 +533,7 @@ fn split(setup: &Setup, holder: &str) {
     let fenced_before = setup.cloud.power_actions().len();
     let loser = other(holder);
     setup.cluster.settle(RECOVERY);
-    let history_before = (
-        setup.fence_events_text(holder, &loser),
-        setup.fence_events_text(holder, holder),
-    );
+    let holder_events_before = setup.fence_events_text(holder, holder);
     let cut = |up: bool| {
         for n in setup.cluster.nodes() {
             n.netns
@@ -605,8 +602,10 @@ fn split(setup: &Setup, holder: &str) {
         .filter(|(r, _)| r.at >= before)
         .count();
     assert_eq!(moved, 0, "the IP never moved: it stayed on the winner");
-    // The fencer's own record agrees: a new fencing of the loser, by the holder; none of the
-    // holder.
+    // The fencer's record agrees: the loser's fencing by the holder succeeded, and nothing new
+    // (no attempt, failed or not) targets the holder. Pacemaker 2.1.5 keeps one completed event
+    // per target and action (seen: after a second fencing of the loser, `--history` still
+    // showed the first one's time), so the fake's record above is what counts the fencings.
     let of_loser = setup.fence_history(holder, &loser);
     assert!(
         of_loser.contains(&(
@@ -617,15 +616,10 @@ fn split(setup: &Setup, holder: &str) {
         )),
         "{of_loser:?}"
     );
-    assert_ne!(
-        setup.fence_events_text(holder, &loser),
-        history_before.0,
-        "no new fencing of {loser} in stonith_admin --history"
-    );
     assert_eq!(
         setup.fence_events_text(holder, holder),
-        history_before.1,
-        "the holder was fenced"
+        holder_events_before,
+        "a fencing of the holder was attempted"
     );
     eprintln!(
         "2. split: {loser} fenced once by {holder}, {IP} stayed on {holder} ({:?})",
