@@ -172,7 +172,7 @@ impl Fence<'_> {
     }
 
     fn monitor(&self) -> Result<i32, String> {
-        self.call("read the API", &self.deadline(), |d| {
+        self.call("check the token", &self.deadline(), |d| {
             self.power.check_token(d)
         })?;
         Ok(0)
