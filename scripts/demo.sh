@@ -50,12 +50,9 @@ CLUSTER_FENCE_AGENT=$destdir/usr/sbin/fence_cloudha
 cluster_up demo "$fakecloud" 0 "$ocf_tree"
 echo "the fake holds $CLUSTER_IP for droplets 101 (node1) and 102 (node2): admin at $CLUSTER_FAKE_URL/_fake/state"
 
-step "The README's configuration (docs/crm-configure.txt; the API pointed at the fake)"
-cat docs/crm-configure.txt
-cluster_configure docs/crm-configure.txt
-step "The README's fencing block (docs/crm-configure-fencing.txt; the API pointed at the fake)"
-cat docs/crm-configure-fencing.txt
-cluster_configure docs/crm-configure-fencing.txt
+step "The README's configuration and its fencing block, loaded together (docs/crm-configure.txt, docs/crm-configure-fencing.txt; the API pointed at the fake)"
+cat docs/crm-configure.txt docs/crm-configure-fencing.txt | tee "$CLUSTER_DIR/readme.crm"
+cluster_configure "$CLUSTER_DIR/readme.crm"
 deadline=$((SECONDS + 90))
 until [ -n "$(fip_node)" ] && [ -n "$(holder)" ] && [ "$(holder)" != null ]; do
     [ $SECONDS -lt $deadline ] || { echo "fip did not start" >&2; on node1 crm_mon -1 >&2; exit 1; }

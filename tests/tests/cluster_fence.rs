@@ -208,6 +208,26 @@ impl Setup {
             })
             .collect()
     }
+
+    /// Every attribute of every `fence_event` of `node` (run on `observer`), as text: it changes
+    /// when a new fencing completes (Pacemaker keeps only the latest completed event per
+    /// target and action, so counting events cannot tell).
+    fn fence_events_text(&self, observer: &str, node: &str) -> String {
+        let n = self.cluster.node(self.cluster.index_of(observer));
+        let out = n.run("stonith_admin", &["--history", node, "--output-as=xml"]);
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        let doc = roxmltree::Document::parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        doc.descendants()
+            .filter(|n| n.has_tag_name("fence_event"))
+            .map(|n| {
+                n.attributes()
+                    .map(|a| format!("{}={}", a.name(), a.value()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 impl Drop for Setup {
@@ -513,10 +533,7 @@ fn split(setup: &Setup, holder: &str) {
     let fenced_before = setup.cloud.power_actions().len();
     let loser = other(holder);
     setup.cluster.settle(RECOVERY);
-    let history_before = (
-        setup.fence_history(holder, &loser).len(),
-        setup.fence_history(holder, holder).len(),
-    );
+    let holder_events_before = setup.fence_events_text(holder, holder);
     let cut = |up: bool| {
         for n in setup.cluster.nodes() {
             n.netns
@@ -585,10 +602,11 @@ fn split(setup: &Setup, holder: &str) {
         .filter(|(r, _)| r.at >= before)
         .count();
     assert_eq!(moved, 0, "the IP never moved: it stayed on the winner");
-    // The fencer's own record agrees: one more fencing of the loser, by the holder; none of
-    // the holder.
+    // The fencer's record agrees: the loser's fencing by the holder succeeded, and nothing new
+    // (no attempt, failed or not) targets the holder. Pacemaker 2.1.5 keeps one completed event
+    // per target and action (seen: after a second fencing of the loser, `--history` still
+    // showed the first one's time), so the fake's record above is what counts the fencings.
     let of_loser = setup.fence_history(holder, &loser);
-    assert_eq!(of_loser.len(), history_before.0 + 1, "{of_loser:?}");
     assert!(
         of_loser.contains(&(
             "reboot".into(),
@@ -599,9 +617,9 @@ fn split(setup: &Setup, holder: &str) {
         "{of_loser:?}"
     );
     assert_eq!(
-        setup.fence_history(holder, holder).len(),
-        history_before.1,
-        "the holder was never fenced"
+        setup.fence_events_text(holder, holder),
+        holder_events_before,
+        "a fencing of the holder was attempted"
     );
     eprintln!(
         "2. split: {loser} fenced once by {holder}, {IP} stayed on {holder} ({:?})",
