@@ -39,6 +39,8 @@ pub const CRM_CONFIGURE: &str = include_str!("../../docs/crm-configure.txt");
 pub const CRM_CONFIGURE_HETZNER: &str = include_str!("../../docs/crm-configure-hetzner.txt");
 /// The README's `crm configure` block for Exoscale (as Hetzner's, `provider=exoscale`).
 pub const CRM_CONFIGURE_EXOSCALE: &str = include_str!("../../docs/crm-configure-exoscale.txt");
+/// The README's Vultr block.
+pub const CRM_CONFIGURE_VULTR: &str = include_str!("../../docs/crm-configure-vultr.txt");
 
 const NETNS_TAG: &str = "cluster";
 /// How long a node gets to stop its resources and leave the cluster before it is killed.

@@ -7,9 +7,9 @@
 
 use cloudha_tests::cluster::{
     Cluster, ClusterStatus, CRM_CONFIGURE, CRM_CONFIGURE_EXOSCALE, CRM_CONFIGURE_HETZNER,
-    HAPROXY_CFG,
+    CRM_CONFIGURE_VULTR, HAPROXY_CFG,
 };
-use cloudha_tests::fakecloud::{exoscale, hetzner, FakeCloud, Fault, Listener, Scope};
+use cloudha_tests::fakecloud::{exoscale, hetzner, vultr, FakeCloud, Fault, Listener, Scope};
 use cloudha_tests::{agent_bin, require_program, Installed};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,8 @@ enum Cloud {
     Hetzner,
     /// "Attach + detach others" (an elastic IP may have several holders); signed requests.
     Exoscale,
+    /// "Detach, then attach", both answered before the platform is done; found by listing.
+    Vultr,
 }
 
 impl Cloud {
@@ -46,6 +48,7 @@ impl Cloud {
             Cloud::DigitalOcean => CRM_CONFIGURE,
             Cloud::Hetzner => CRM_CONFIGURE_HETZNER,
             Cloud::Exoscale => CRM_CONFIGURE_EXOSCALE,
+            Cloud::Vultr => CRM_CONFIGURE_VULTR,
         }
     }
 
@@ -55,6 +58,7 @@ impl Cloud {
             Cloud::DigitalOcean => "api_url=https://api.digitalocean.com",
             Cloud::Hetzner => "api_url=https://api.hetzner.cloud",
             Cloud::Exoscale => "api_url=https://api-ch-gva-2.exoscale.com",
+            Cloud::Vultr => "api_url=https://api.vultr.com",
         }
     }
 
@@ -64,6 +68,7 @@ impl Cloud {
             Cloud::DigitalOcean => "/etc/cloudha/do-token",
             Cloud::Hetzner => "/etc/cloudha/hcloud-token",
             Cloud::Exoscale => "/etc/cloudha/exoscale-secret",
+            Cloud::Vultr => "/etc/cloudha/vultr-token",
         }
     }
 
@@ -71,7 +76,7 @@ impl Cloud {
     fn anchor(self) -> &'static str {
         match self {
             Cloud::DigitalOcean => "anchor",
-            Cloud::Hetzner | Cloud::Exoscale => "vip-lo",
+            Cloud::Hetzner | Cloud::Exoscale | Cloud::Vultr => "vip-lo",
         }
     }
 
@@ -80,7 +85,7 @@ impl Cloud {
     fn bind(self, i: usize) -> &'static str {
         match self {
             Cloud::DigitalOcean => ANCHORS[i],
-            Cloud::Hetzner | Cloud::Exoscale => IP,
+            Cloud::Hetzner | Cloud::Exoscale | Cloud::Vultr => IP,
         }
     }
 
@@ -106,6 +111,12 @@ impl Cloud {
                 c.add_ip_in(IP, exoscale::ZONE, None);
                 c
             }
+            Cloud::Vultr => {
+                let c = FakeCloud::start_vultr();
+                c.add_token(TOKEN);
+                c.add_ip_in(IP, vultr::REGION, None);
+                c
+            }
         }
     }
 
@@ -129,6 +140,10 @@ impl Cloud {
                 cloud.ip_id(IP).expect("the floating IP's id")
             )),
             Cloud::Exoscale => Some(format!("/v2/instance/{}", exoscale::instance_uuid(server))),
+            Cloud::Vultr => Some(format!(
+                "/v2/reserved-ips/{}",
+                vultr::ip_uuid(cloud.ip_id(IP).expect("the reserved IP's id"))
+            )),
         }
     }
 
@@ -146,7 +161,7 @@ impl Cloud {
             Fault::status(Scope::Api, 500).method(write).times(1),
         ];
         match self {
-            Cloud::DigitalOcean => {}
+            Cloud::DigitalOcean | Cloud::Vultr => {}
             // Hetzner's `locked`: another action runs on the IP; a wait.
             Cloud::Hetzner => faults.push(Fault::status(Scope::Api, 423).method(write).times(1)),
             // An attach or a detach refused once more: the detach of the old holder too.
@@ -156,6 +171,7 @@ impl Cloud {
             Cloud::DigitalOcean => 5,
             Cloud::Hetzner => 6,
             Cloud::Exoscale => 7,
+            Cloud::Vultr => 5,
         };
         (faults, n)
     }
@@ -390,7 +406,7 @@ impl Setup {
         for (i, n) in self.cluster.nodes().iter().enumerate() {
             let (nic, want) = match self.cloud_kind {
                 Cloud::DigitalOcean => ("eth0", format!("{}/16", ANCHORS[i])),
-                Cloud::Hetzner | Cloud::Exoscale => ("lo", format!("{IP}/32")),
+                Cloud::Hetzner | Cloud::Exoscale | Cloud::Vultr => ("lo", format!("{IP}/32")),
             };
             let addrs = n.netns.addresses(nic);
             assert!(
@@ -706,6 +722,11 @@ fn hetzner_readme_configuration_survives_failures_and_failovers() {
 #[test]
 fn exoscale_readme_configuration_survives_failures_and_failovers() {
     readme_configuration_survives_failures_and_failovers(Cloud::Exoscale);
+}
+
+#[test]
+fn vultr_readme_configuration_survives_failures_and_failovers() {
+    readme_configuration_survives_failures_and_failovers(Cloud::Vultr);
 }
 
 #[test]

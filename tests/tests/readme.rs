@@ -1,6 +1,6 @@
 //! The README is part of the product: the `crm configure` text it shows for each cloud is the one
 //! the cluster test runs (docs/crm-configure.txt for DigitalOcean, docs/crm-configure-hetzner.txt,
-//! docs/crm-configure-exoscale.txt), and CI runs exactly the README's test command.
+//! docs/crm-configure-exoscale.txt, docs/crm-configure-vultr.txt), and CI runs exactly the README's test command.
 
 use cloudha_tests::workspace_root;
 
@@ -16,6 +16,7 @@ fn readme_shows_the_configuration_the_cluster_test_runs() {
         ("docs/crm-configure.txt", None),
         ("docs/crm-configure-hetzner.txt", Some("provider=hetzner")),
         ("docs/crm-configure-exoscale.txt", Some("provider=exoscale")),
+        ("docs/crm-configure-vultr.txt", Some("provider=vultr")),
     ] {
         let block = read(file);
         assert!(!block.trim().is_empty(), "{file} is empty");
