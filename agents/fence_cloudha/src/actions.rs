@@ -65,7 +65,7 @@ pub fn main(args: &[String], stdin: impl BufRead) -> i32 {
         OcfEnv::from_vars(input.vars()),
         log,
     );
-    token::mask_parameter(&ctx);
+    token::mask_parameter(&ctx, &crate::TOKEN);
     match run(&action, &ctx) {
         Ok(code) => code,
         Err(reason) => {
@@ -90,7 +90,7 @@ fn run(action: &str, ctx: &Context) -> Result<i32, String> {
         return Err(format!("unsupported action '{action}' (see --help)"));
     }
     let settings = Settings::from(ctx).map_err(|e| e.reason)?;
-    let token = token::token(ctx).map_err(|e| e.reason)?;
+    let token = token::token(ctx, &crate::TOKEN).map_err(|e| e.reason)?;
     if action == "validate-all" {
         println!("Configuration is valid");
         return Ok(0);

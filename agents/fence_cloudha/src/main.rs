@@ -7,11 +7,9 @@ mod actions;
 mod input;
 mod metadata;
 mod settings;
-// The API token, read exactly as floatip reads it (parameter, cibsecret or root-only file).
-#[path = "../../floatip/src/token.rs"]
-mod token;
 
 use cloudha_cloud::provider::ProviderKind;
+use cloudha_cloud::token::{self, TokenParams};
 use cloudha_common::{AgentSpec, HttpUrl, Param, Seconds, Secret};
 
 pub static ACTION: Param<String> = Param::new("action")
@@ -39,6 +37,12 @@ pub static API_TOKEN: Param<Secret> = Param::new("api_token")
 pub static API_TOKEN_FILE: Param<String> = Param::new("api_token_file")
     .short("File holding the API token")
     .long("A file that holds the API token on its first non-empty line (or as apiToken: in YAML), owned by root and writable by no one else. Must exist on every node.");
+
+/// The token's two parameters, as `cloudha_cloud::token` reads them.
+pub static TOKEN: TokenParams = TokenParams {
+    token: &API_TOKEN,
+    file: &API_TOKEN_FILE,
+};
 
 pub static API_URL: Param<HttpUrl> = Param::new("api_url")
     .short("API base URL (default: the provider's)")

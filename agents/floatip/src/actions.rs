@@ -178,9 +178,9 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn start(&self, ctx: &Context) -> OcfResult<Status> {
-        token::mask_parameter(ctx);
+        token::mask_parameter(ctx, &crate::TOKEN);
         let s = Settings::from(ctx)?;
-        let token = token::token(ctx)?;
+        let token = token::token(ctx, &crate::TOKEN)?;
         let state = instance_state(ctx);
         let lock = state.lock(&ctx.deadline)?;
         let p = self.connect.connect(&s, Some(token));
@@ -286,7 +286,7 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn stop(&self, ctx: &Context) -> OcfResult<Status> {
-        token::mask_parameter(ctx);
+        token::mask_parameter(ctx, &crate::TOKEN);
         let state = instance_state(ctx);
         // Nothing started here: nothing to stop, whatever the parameters say (or lack).
         let Some((lock, _)) = state.hold::<Started>(&ctx.deadline, &ctx.log)? else {
@@ -299,7 +299,7 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn monitor(&self, ctx: &Context) -> OcfResult<Status> {
-        token::mask_parameter(ctx);
+        token::mask_parameter(ctx, &crate::TOKEN);
         let Some(started) = instance_state(ctx).load::<Started>(&ctx.log)? else {
             return Ok(Status::not_running("not started here"));
         };
@@ -339,7 +339,7 @@ impl<C: Connect> Agent for Floatip<C> {
         };
         // One read of the one IP, by the id kept in the record (never a listing): a failed
         // read is retried within the deadline, then 1; it never reads as "not running".
-        let token = token::token(ctx)?;
+        let token = token::token(ctx, &crate::TOKEN)?;
         let p = self.connect.connect(&s, Some(token));
         let h = retry(ctx, &API_RETRY, "reading the IP", |d| {
             p.holds(ip, started.id.as_ref(), &started.server, d)
@@ -371,9 +371,9 @@ impl<C: Connect> Agent for Floatip<C> {
     }
 
     fn validate(&self, ctx: &Context) -> OcfResult<Status> {
-        token::mask_parameter(ctx);
+        token::mask_parameter(ctx, &crate::TOKEN);
         let s = Settings::from(ctx)?;
-        let token = token::token(ctx)?;
+        let token = token::token(ctx, &crate::TOKEN)?;
         if ctx.check_level() < 10 {
             return Ok(Status::ok("parameters are valid"));
         }

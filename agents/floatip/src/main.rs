@@ -6,10 +6,10 @@ mod actions;
 mod describe;
 mod record;
 mod settings;
-mod token;
 
 use actions::{Cloud, Floatip};
 use cloudha_cloud::provider;
+use cloudha_cloud::token::{self, TokenParams};
 use cloudha_common::{ActionSpec, AgentSpec, HttpUrl, Param, Secret};
 use describe::text;
 use provider::{ProviderKind, PROVIDERS};
@@ -32,6 +32,12 @@ pub static API_TOKEN: Param<Secret> = Param::new("api_token")
 pub static API_TOKEN_FILE: Param<String> = Param::new("api_token_file")
     .short("File holding the API token")
     .long(text!(api_token_file_long));
+
+/// The token's two parameters, as `cloudha_cloud::token` reads them.
+pub static TOKEN: TokenParams = TokenParams {
+    token: &API_TOKEN,
+    file: &API_TOKEN_FILE,
+};
 
 pub static API_KEY: Param<String> = Param::new("api_key")
     .short(text!(api_key_short))

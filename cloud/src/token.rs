@@ -1,11 +1,20 @@
 //! The API token: from `api_token` (legacy `do_token`, maybe through cibsecret) or from
-//! `api_token_file`, a root-only file. Whatever its source, the logger masks it at once.
+//! `api_token_file`, a root-only file. Whatever its source, the logger masks it at once. Every
+//! program that talks to a cloud (floatip, fence_cloudha) reads it here, through the two
+//! parameters it declares ([`TokenParams`]).
 
-use crate::{API_TOKEN, API_TOKEN_FILE};
-use cloudha_common::{Context, OcfCode, OcfError, OcfResult, Secret};
+use cloudha_common::{Context, OcfCode, OcfError, OcfResult, Param, Secret};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+/// The two parameters that carry a program's API token, as it declares them.
+pub struct TokenParams {
+    /// `api_token` (legacy `do_token`).
+    pub token: &'static Param<Secret>,
+    /// `api_token_file`.
+    pub file: &'static Param<String>,
+}
 
 /// The most of a token file that is read: the token's line must end within it.
 const MAX_READ: usize = 4096;
@@ -37,9 +46,9 @@ fn head(file: impl Read) -> std::io::Result<(String, bool)> {
 
 /// Refuse a file that anyone but its owner (root or us) can write; warn when others can read.
 /// Permissions are a property of this node: 4 (OCF_ERR_PERM), never 6. A missing file is 5.
-pub fn read_token_file(path: &Path, ctx: &Context) -> OcfResult<Secret> {
+pub fn read_token_file(path: &Path, ctx: &Context, tp: &TokenParams) -> OcfResult<Secret> {
     let shown = path.display();
-    let fault = |code, detail: String| ctx.params.fault(code, &API_TOKEN_FILE, detail);
+    let fault = |code, detail: String| ctx.params.fault(code, tp.file, detail);
     let unreadable = |e: std::io::Error| match e.kind() {
         ErrorKind::PermissionDenied => fault(OcfCode::ErrPerm, format!("cannot read {shown}: {e}")),
         _ => fault(OcfCode::ErrInstalled, format!("cannot read {shown}: {e}")),
@@ -76,7 +85,7 @@ pub fn read_token_file(path: &Path, ctx: &Context) -> OcfResult<Secret> {
     if mode & 0o004 != 0 || (mode & 0o040 != 0 && meta.gid() != 0) {
         ctx.log.warn(format_args!(
             "parameter '{}': {shown} is readable by others (mode {mode:04o}): chmod 600 {shown}",
-            ctx.params.name_of(&API_TOKEN_FILE)
+            ctx.params.name_of(tp.file)
         ));
     }
     let (text, cut) = std::fs::File::open(path)
@@ -94,8 +103,8 @@ pub fn read_token_file(path: &Path, ctx: &Context) -> OcfResult<Secret> {
 }
 
 /// Mask the token given as a parameter before anything is logged, whatever the action.
-pub fn mask_parameter(ctx: &Context) {
-    if let Ok(Some(t)) = ctx.params.read(&API_TOKEN) {
+pub fn mask_parameter(ctx: &Context, tp: &TokenParams) {
+    if let Ok(Some(t)) = ctx.params.read(tp.token) {
         ctx.log.mask(&t);
     }
 }
@@ -164,29 +173,29 @@ fn token_from_text(text: &str) -> Result<&str, &'static str> {
 /// 6 when neither parameter is set, or when `api_token` holds a control character (wrong
 /// everywhere, and no request could carry it); 5 when the file's token does (that node's copy),
 /// or when `api_token` arrived as the cibsecret placeholder without a file to fall back on.
-pub fn token(ctx: &Context) -> OcfResult<Secret> {
+pub fn token(ctx: &Context, tp: &TokenParams) -> OcfResult<Secret> {
     let p = &ctx.params;
     let control = |t: &Secret| t.expose().chars().any(char::is_control);
-    if p.has(&API_TOKEN) {
-        let t = p.need(&API_TOKEN)?;
+    if p.has(tp.token) {
+        let t = p.need(tp.token)?;
         ctx.log.mask(&t);
         if control(&t) {
-            return Err(p.invalid(&API_TOKEN, CONTROL));
+            return Err(p.invalid(tp.token, CONTROL));
         }
         return Ok(t);
     }
-    if let Some(file) = p.read(&API_TOKEN_FILE)? {
-        let t = read_token_file(Path::new(&file), ctx)?;
+    if let Some(file) = p.read(tp.file)? {
+        let t = read_token_file(Path::new(&file), ctx, tp)?;
         ctx.log.mask(&t);
         if control(&t) {
             // The file is this node's copy: 5 here, the resource may still run elsewhere.
             let detail = format!("{file}: the token {CONTROL}");
-            return Err(p.fault(OcfCode::ErrInstalled, &API_TOKEN_FILE, detail));
+            return Err(p.fault(OcfCode::ErrInstalled, tp.file, detail));
         }
         return Ok(t);
     }
     // Given, yet not usable: the cibsecret placeholder (5, naming `cibsecret sync`).
-    p.read(&API_TOKEN)?;
+    p.read(tp.token)?;
     Err(OcfError::configured(
         "no API token: set parameter 'api_token' (legacy 'do_token') or 'api_token_file'",
     ))
@@ -195,9 +204,28 @@ pub fn token(ctx: &Context) -> OcfResult<Secret> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SPEC;
+    use cloudha_common::{ActionSpec, AgentSpec};
+
+    static API_TOKEN: Param<Secret> = Param::new("api_token").aliases(&["do_token"]);
+    static API_TOKEN_FILE: Param<String> = Param::new("api_token_file");
+    static TP: TokenParams = TokenParams {
+        token: &API_TOKEN,
+        file: &API_TOKEN_FILE,
+    };
+    static SPEC: AgentSpec = AgentSpec {
+        name: "token-test",
+        version: "0",
+        shortdesc: "",
+        longdesc: "",
+        params: &[&API_TOKEN.spec, &API_TOKEN_FILE.spec],
+        actions: &[ActionSpec::new("start", 20)],
+    };
     use cloudha_common::{Action, Logger, OcfCode, OcfEnv};
     use std::os::unix::fs::PermissionsExt;
+
+    fn token_of(c: &Context) -> OcfResult<Secret> {
+        token(c, &TP)
+    }
 
     fn ctx(vars: &[(&str, &str)]) -> Context {
         let env = OcfEnv::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -219,27 +247,27 @@ mod tests {
             ("OCF_RESKEY_do_token", "dop_v1_param"),
             ("OCF_RESKEY_api_token_file", &good),
         ]);
-        assert_eq!(token(&c).unwrap().expose(), "dop_v1_param");
+        assert_eq!(token(&c, &TP).unwrap().expose(), "dop_v1_param");
         let c = ctx(&[("OCF_RESKEY_api_token_file", &good)]);
-        assert_eq!(token(&c).unwrap().expose(), "dop_v1_file");
+        assert_eq!(token(&c, &TP).unwrap().expose(), "dop_v1_file");
         assert_eq!(c.log.scrub("x dop_v1_file y"), "x *** y");
-        let e = token(&ctx(&[])).unwrap_err();
+        let e = token_of(&ctx(&[])).unwrap_err();
         assert_eq!(e.code, OcfCode::ErrConfigured);
-        let e = token(&ctx(&[("OCF_RESKEY_api_token", "lrm://")])).unwrap_err();
+        let e = token_of(&ctx(&[("OCF_RESKEY_api_token", "lrm://")])).unwrap_err();
         assert_eq!(e.code, OcfCode::ErrInstalled);
         // A placeholder with a file to fall back on is fine.
         let c = ctx(&[
             ("OCF_RESKEY_api_token", "lrm://"),
             ("OCF_RESKEY_api_token_file", &good),
         ]);
-        assert_eq!(token(&c).unwrap().expose(), "dop_v1_file");
+        assert_eq!(token(&c, &TP).unwrap().expose(), "dop_v1_file");
     }
 
     #[test]
     fn file_rules() {
         let dir = tempfile::tempdir().unwrap();
         let code = |path: &str| {
-            token(&ctx(&[("OCF_RESKEY_api_token_file", path)]))
+            token_of(&ctx(&[("OCF_RESKEY_api_token_file", path)]))
                 .map(|_| OcfCode::Success)
                 .unwrap_or_else(|e| e.code)
         };
@@ -270,7 +298,7 @@ mod tests {
         assert_eq!(head(&b"dop_v1_x"[..]).unwrap(), ("dop_v1_x".into(), false));
         let dir = tempfile::tempdir().unwrap();
         let huge = file(dir.path(), "h", &"a".repeat(MAX_READ + 1), 0o600);
-        let e = token(&ctx(&[("OCF_RESKEY_api_token_file", &huge)])).unwrap_err();
+        let e = token_of(&ctx(&[("OCF_RESKEY_api_token_file", &huge)])).unwrap_err();
         assert_eq!(e.code, OcfCode::ErrInstalled);
         assert!(
             e.reason.contains("no token within its first 4096 bytes"),
@@ -280,7 +308,7 @@ mod tests {
         assert!(!e.reason.contains("aaaa"), "{}", e.reason);
         let exact = file(dir.path(), "x", &"a".repeat(MAX_READ), 0o600);
         let c = ctx(&[("OCF_RESKEY_api_token_file", &exact)]);
-        assert_eq!(token(&c).unwrap().expose().len(), MAX_READ);
+        assert_eq!(token(&c, &TP).unwrap().expose().len(), MAX_READ);
     }
 
     #[test]
@@ -293,7 +321,7 @@ mod tests {
             "dop\u{85}krit",
         ] {
             for name in ["api_token", "do_token"] {
-                let e = token(&ctx(&[(&format!("OCF_RESKEY_{name}"), value)])).unwrap_err();
+                let e = token_of(&ctx(&[(&format!("OCF_RESKEY_{name}"), value)])).unwrap_err();
                 assert_eq!(e.code, OcfCode::ErrConfigured, "{value:?}");
                 assert_eq!(
                     e.reason,
@@ -303,7 +331,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let f = file(dir.path(), "t", "\n dop\u{1}krit \n", 0o600);
-        let e = token(&ctx(&[("OCF_RESKEY_api_token_file", &f)])).unwrap_err();
+        let e = token_of(&ctx(&[("OCF_RESKEY_api_token_file", &f)])).unwrap_err();
         // The file is this node's copy: 5, not a ban everywhere.
         assert_eq!(e.code, OcfCode::ErrInstalled);
         assert!(
@@ -318,12 +346,12 @@ mod tests {
         // no control character (the API judges it).
         let f = file(dir.path(), "s", " dop_v1_x\t\r\n", 0o600);
         assert_eq!(
-            token(&ctx(&[("OCF_RESKEY_api_token_file", &f)]))
+            token_of(&ctx(&[("OCF_RESKEY_api_token_file", &f)]))
                 .unwrap()
                 .expose(),
             "dop_v1_x"
         );
-        assert!(token(&ctx(&[("OCF_RESKEY_api_token", "dop v1")])).is_ok());
+        assert!(token_of(&ctx(&[("OCF_RESKEY_api_token", "dop v1")])).is_ok());
     }
 
     mod properties {
@@ -360,7 +388,7 @@ mod tests {
                 std::fs::write(&p, &content).unwrap();
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
                 let c = ctx(&[("OCF_RESKEY_api_token_file", p.to_str().unwrap())]);
-                match token(&c) {
+                match token(&c, &TP) {
                     Ok(t) => {
                         let t = t.expose();
                         prop_assert!(!t.is_empty() && t.len() <= MAX_READ);
@@ -469,10 +497,10 @@ mod tests {
             0o600,
         );
         let c = ctx(&[("OCF_RESKEY_api_token_file", &yaml)]);
-        assert_eq!(token(&c).unwrap().expose(), "dop_v1_yamlfile");
+        assert_eq!(token(&c, &TP).unwrap().expose(), "dop_v1_yamlfile");
         assert_eq!(c.log.scrub("x dop_v1_yamlfile y"), "x *** y");
         let broken = file(dir.path(), "b.yaml", "apiToken: 'dop_v1_yamlfile\n", 0o600);
-        let e = token(&ctx(&[("OCF_RESKEY_api_token_file", &broken)])).unwrap_err();
+        let e = token_of(&ctx(&[("OCF_RESKEY_api_token_file", &broken)])).unwrap_err();
         assert_eq!(e.code, OcfCode::ErrInstalled);
         assert!(e
             .reason
