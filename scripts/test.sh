@@ -38,6 +38,9 @@ echo "== cargo deny"
 # deny.toml; advisories are not checked (no network for their database: docs/package.md).
 cargo deny --locked check --hide-inclusion-graph licenses bans sources
 echo "== cargo test"
+# Every agent's binary first: the tests install them all (make install-files), also the ones
+# whose crate has no integration test of its own for cargo to build the binary for.
+cargo build --workspace --locked --bins
 cargo test --workspace --locked
 echo "== make install"
 bash scripts/check-install.sh
