@@ -258,8 +258,7 @@ impl CloudNet {
     /// packets for it vanish (a crashed server sends no reset, and the cloud no ICMP error).
     /// Pair with `Cluster::crash`.
     pub fn power_loss(&self, i: usize) {
-        self.wan
-            .ip(&["link", "set", &format!("node{}", i + 1), "down"]);
+        sh(Command::new("ip").args(["-n", &self.nodes[i], "link", "set", "wan0", "down"]));
     }
 
     /// Node `i` has power again: its link up, its route to the client and apps back.
