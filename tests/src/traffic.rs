@@ -498,14 +498,6 @@ impl Client {
         s
     }
 
-    /// The samples so far, in the order they completed.
-    pub fn completed(&self) -> Vec<Sample> {
-        self.samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     /// Stop sending, wait for the requests in flight, return every sample in order of start.
     pub fn finish(mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);

@@ -133,6 +133,12 @@ fn main() -> Result<()> {
         let h = holder(&admin, ip)?;
         ids.iter().position(|d| *d == h)
     });
+    // The client starts once the router has set the IP's path (else its first requests would go
+    // nowhere, a failure no cloud would show).
+    let ready = Instant::now() + Duration::from_secs(5);
+    while net.switches().is_empty() && Instant::now() < ready {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let client = Arc::new(net.client(Duration::from_millis(50), Duration::from_secs(3600)));
 
     // The printer: one line per run of answers of the same kind, with the apps that answered.
@@ -154,7 +160,15 @@ fn main() -> Result<()> {
             };
             let mut last_flush = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                let samples = client.completed();
+                // In the order they were sent, once every request sent until then has ended
+                // (answered or timed out): a clean sequence, shown about 1.5 s late.
+                let cutoff = Instant::now()
+                    .checked_sub(traffic::REQUEST_TIMEOUT + Duration::from_millis(500));
+                let samples: Vec<Sample> = client
+                    .samples()
+                    .into_iter()
+                    .filter(|x| cutoff.is_some_and(|c| x.start < c))
+                    .collect();
                 let mut seen = printed.lock().unwrap_or_else(|e| e.into_inner());
                 for s in samples.iter().skip(*seen) {
                     let k = kind(s);
