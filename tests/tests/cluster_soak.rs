@@ -197,11 +197,23 @@ fn soak_with_faults_loses_nothing_outside_failovers() {
                     .cluster
                     .node(node)
                     .run("pkill", &["-KILL", "-x", "haproxy"]);
+                // pkill: 0 killed some, 1 found none (killed before and not restarted yet:
+                // Pacemaker notices at its next monitor); anything else is the test's fault.
+                let code = out.status.code();
                 assert!(
-                    out.status.success(),
-                    "no haproxy to kill on node{}",
-                    node + 1
+                    matches!(code, Some(0) | Some(1)),
+                    "pkill on node{}: {code:?} {}",
+                    node + 1,
+                    String::from_utf8_lossy(&out.stderr)
                 );
+                if code == Some(1) {
+                    eprintln!(
+                        "soak: +{:>4}s no HAProxy to kill on node{} (not restarted yet)",
+                        at.duration_since(begin).as_secs(),
+                        node + 1
+                    );
+                    continue;
+                }
                 (
                     format!("HAProxy killed on node{}", node + 1),
                     node == active,
