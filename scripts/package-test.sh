@@ -224,7 +224,7 @@ check "stonith_admin --list-installed knows fence_cloudha" \
 check "stonith_admin --metadata -a fence_cloudha" \
     bash -c "stonith_admin --metadata -a fence_cloudha | grep -q '<parameter name=\"api_token_file\"'"
 check "man -l fence_cloudha.8.gz" \
-    bash -c "MANWIDTH=80 man -l /usr/share/man/man8/fence_cloudha.8.gz | grep -q 'fence_cloudha - '"
+    bash -c "MANWIDTH=80 man -l /usr/share/man/man8/fence_cloudha.8.gz | grep -qE 'fence_cloudha +- '"
 if [ "$fake_compat" = 1 ]; then
     check "the hand-installed digitalocean/floatip was kept in /var/backups" \
         grep -q 'copied by hand' /var/backups/cloudha-agents/digitalocean-floatip
