@@ -6,7 +6,7 @@ use super::{Power, PowerState, Server, Switch};
 use crate::api::{Answer, ApiClient};
 use crate::provider::digitalocean::DigitalOcean;
 use crate::provider::{
-    action_in, http_fault, ActionId, ActionState, Endpoints, Fault, Provider, ServerId,
+    action_in, action_read, http_fault, ActionId, ActionState, Endpoints, Fault, Provider, ServerId,
 };
 use cloudha_common::{Deadline, Secret};
 use serde_json::Value;
@@ -213,17 +213,9 @@ impl Power for DigitalOceanPower {
         let path = format!("/v2/actions/{action}");
         let what = format!("GET {path}");
         let answer = self.api.get(&path, deadline)?;
-        match answer.status {
-            200 => match action_in(&answer.body, &STATES, &what)? {
-                (id, state) if id == *action => Ok(state),
-                (id, _) => Err(Fault::Transient(format!(
-                    "{what}: garbled answer (about action {id})"
-                ))),
-            },
-            // We made it: a 404 is the API catching up.
-            404 => Err(Fault::Transient(format!("{what}: HTTP 404"))),
-            _ => Err(Self::fault(&answer, &what)),
-        }
+        action_read(&answer, action, &STATES, &what, || {
+            Self::fault(&answer, &what)
+        })
     }
 
     fn going_down(&self, id: &ServerId, deadline: &Deadline) -> Result<Option<String>, Fault> {

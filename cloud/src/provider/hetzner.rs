@@ -280,17 +280,9 @@ impl Provider for Hetzner {
         let answer = self
             .api()?
             .get(&format!("/v1/actions/{action}"), deadline)?;
-        match answer.status {
-            200 => match Self::action_of(&answer.body, &what)? {
-                (id, state) if id == *action => Ok(state),
-                (id, _) => Err(Fault::Transient(format!(
-                    "{what}: garbled answer (about action {id})"
-                ))),
-            },
-            // The action exists (we made it): a 404 here is the API catching up.
-            404 => Err(Fault::Transient(format!("{what}: HTTP 404"))),
-            _ => Err(Self::read_fault(&answer, &what, ip)),
-        }
+        super::action_read(&answer, action, &STATES, &what, || {
+            Self::read_fault(&answer, &what, ip)
+        })
     }
 }
 

@@ -99,6 +99,28 @@ pub fn action_in(
     }
 }
 
+/// An action this program made, read back (`answer` to GET it): its state. A 200 must be about
+/// that action; a 404 is the API catching up (the action exists: we made it), a wait; any other
+/// status is `fault`'s verdict.
+pub fn action_read(
+    answer: &Answer,
+    action: &ActionId,
+    states: &[(&str, ActionState); 3],
+    what: &str,
+    fault: impl FnOnce() -> Fault,
+) -> Result<ActionState, Fault> {
+    match answer.status {
+        200 => match action_in(&answer.body, states, what)? {
+            (id, state) if id == *action => Ok(state),
+            (id, _) => Err(Fault::Transient(format!(
+                "{what}: garbled answer (about action {id})"
+            ))),
+        },
+        404 => Err(Fault::Transient(format!("{what}: HTTP 404"))),
+        _ => Err(fault()),
+    }
+}
+
 /// The work a cloud runs to make a server the holder (an assign action), as the provider
 /// follows it: opaque to the agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
