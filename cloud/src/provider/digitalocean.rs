@@ -95,16 +95,6 @@ impl DigitalOcean {
         }
     }
 
-    /// The state of `action` in an answer about it; one about another action is garbled.
-    fn state_of(answer: &Answer, action: &ActionId, what: &str) -> Result<ActionState, Fault> {
-        match Self::action_of(answer, what)? {
-            (id, state) if id == *action => Ok(state),
-            (id, _) => Err(Fault::Transient(format!(
-                "{what}: garbled answer (about action {id})"
-            ))),
-        }
-    }
-
     fn action_of(answer: &Answer, what: &str) -> Result<(ActionId, ActionState), Fault> {
         super::action_in(&answer.body, &STATES, what)
     }
@@ -216,12 +206,9 @@ impl Provider for DigitalOcean {
         let answer = self
             .api()?
             .get(&format!("/v2/reserved_ips/{ip}/actions/{action}"), deadline)?;
-        match answer.status {
-            200 => Self::state_of(&answer, action, &what),
-            // The action exists (we made it): a 404 here is the API catching up, not our IP.
-            404 => Err(Fault::Transient(format!("{what}: HTTP 404"))),
-            _ => Err(Self::fault(&answer, &what, ip)),
-        }
+        super::action_read(&answer, action, &STATES, &what, || {
+            Self::fault(&answer, &what, ip)
+        })
     }
 }
 
@@ -259,6 +246,14 @@ impl DigitalOcean {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The state of `action` in a GET answer about it (provider::action_read, as action_state
+    /// reads it).
+    fn state_of(answer: &Answer, action: &ActionId) -> Result<ActionState, Fault> {
+        super::super::action_read(answer, action, &STATES, "x", || {
+            Fault::Transient("not a 200".into())
+        })
+    }
 
     #[test]
     fn only_public_ipv4() {
@@ -391,11 +386,8 @@ mod tests {
         );
         let done = answer(200, json!({"action": {"id": 7, "status": "completed"}}));
         let seven = ActionId("7".into());
-        assert_eq!(
-            DigitalOcean::state_of(&done, &seven, "x"),
-            Ok(ActionState::Completed)
-        );
-        let other = DigitalOcean::state_of(&done, &ActionId("8".into()), "x").unwrap_err();
+        assert_eq!(state_of(&done, &seven), Ok(ActionState::Completed));
+        let other = state_of(&done, &ActionId("8".into())).unwrap_err();
         assert!(
             other.is_transient() && other.to_string().contains("garbled"),
             "{other}"
@@ -491,7 +483,7 @@ mod tests {
                 if let Ok((id, _)) = DigitalOcean::action_of(&a, "x") {
                     prop_assert!(id.0.parse::<u64>().is_ok());
                 }
-                if DigitalOcean::state_of(&a, &ActionId("7".into()), "x").is_ok() {
+                if state_of(&a, &ActionId("7".into())).is_ok() {
                     prop_assert_eq!(a.body["action"]["id"].as_u64(), Some(7));
                 }
             }
