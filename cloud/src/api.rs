@@ -29,6 +29,18 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// An answer with `status` and `body` and no rate-limit headers (the unit tests' answers).
+    #[cfg(test)]
+    pub fn of(status: u16, body: serde_json::Value) -> Answer {
+        Answer {
+            status,
+            body,
+            retry_after: None,
+            until_reset: None,
+            remaining: None,
+        }
+    }
+
     /// How long a rate-limited client should wait, from the headers.
     pub fn rate_limit_wait(&self) -> Option<Duration> {
         self.retry_after.or(match self.remaining {

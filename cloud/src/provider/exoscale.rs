@@ -487,13 +487,7 @@ mod tests {
     const OTHER: &str = "9d6a1f0e-3c2b-4a5d-8e7f-6a5b4c3d2e1f";
 
     fn answer(status: u16, body: Value) -> Answer {
-        Answer {
-            status,
-            body,
-            retry_after: None,
-            until_reset: None,
-            remaining: None,
-        }
+        Answer::of(status, body)
     }
 
     #[test]

@@ -292,13 +292,7 @@ mod tests {
     use serde_json::json;
 
     fn answer(status: u16, body: Value) -> Answer {
-        Answer {
-            status,
-            body,
-            retry_after: None,
-            until_reset: None,
-            remaining: None,
-        }
+        Answer::of(status, body)
     }
 
     #[test]

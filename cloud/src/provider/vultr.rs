@@ -444,13 +444,7 @@ mod tests {
     const R1: &str = "4e5e4e00-0000-4000-8000-000000000001";
 
     fn answer(status: u16, body: Value) -> Answer {
-        Answer {
-            status,
-            body,
-            retry_after: None,
-            until_reset: None,
-            remaining: None,
-        }
+        Answer::of(status, body)
     }
 
     #[test]
