@@ -123,6 +123,46 @@ impl Cloud {
         self.run(n, "monitor", &[("OCF_RESKEY_CRM_meta_interval", "10000")])
     }
 
+    /// The API requests so far, as `METHOD target`.
+    pub fn api_calls(&self) -> Vec<String> {
+        self.fake
+            .api_requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect()
+    }
+
+    /// On a cloud whose metadata cannot show the holder, with node 0 started and holding the
+    /// IP: three recurring monitors, each exactly one API request, `GET read`, and none to the
+    /// metadata service; then a stop that asks nothing and leaves node 0 the only holder; then a
+    /// monitor and a probe that say 7 without a request.
+    pub fn monitors_read_once_and_stop_asks_nothing(&self, read: &str) {
+        let a = self.nodes[0].droplet;
+        for n in 0..3 {
+            self.fake.clear_requests();
+            self.monitor(0)
+                .expect(0, "recurring monitor")
+                .reason(predicates::str::is_empty());
+            assert_eq!(
+                self.api_calls(),
+                vec![format!("GET {read}")],
+                "monitor {n}: exactly one read, by id"
+            );
+            assert_eq!(
+                self.fake.metadata_request_count(a),
+                0,
+                "the metadata cannot tell"
+            );
+        }
+        self.fake.clear_requests();
+        self.run(0, "stop", &[]).expect(0, "stop");
+        assert!(self.fake.requests().is_empty(), "stop asks nothing");
+        assert_eq!(self.fake.holders(IP), [a], "stop leaves the IP where it is");
+        self.monitor(0).expect(7, "monitor after stop");
+        self.run(0, "monitor", &[]).expect(7, "probe after stop");
+        assert!(self.fake.requests().is_empty(), "no record, no request");
+    }
+
     pub fn record(&self, n: usize) -> PathBuf {
         self.nodes[n]
             .rsctmp
