@@ -6,6 +6,7 @@
 pub mod bgp;
 pub mod cluster;
 pub mod fakecloud;
+pub mod http;
 pub mod keepalived;
 pub mod traffic;
 

@@ -5,6 +5,7 @@
 use cloudha_tests::fakecloud::{
     ActionKind, ActionStatus, FakeCloud, Fault, Scope, OTHER_IP, OTHER_IP_ALT,
 };
+use cloudha_tests::http::{agent, bearer, Answer};
 use cloudha_tests::{require_root, Netns};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -15,72 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const IP: &str = "203.0.113.10";
 const TOKEN: &str = "good-token";
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build(),
-    )
-}
-
 fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
-    let a = agent();
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let result = match method {
-        "GET" => {
-            let mut r = a.get(url);
-            if let Some(h) = &auth {
-                r = r.header("Authorization", h);
-            }
-            r.call()
-        }
-        "DELETE" => {
-            let mut r = a.delete(url);
-            if let Some(h) = &auth {
-                r = r.header("Authorization", h);
-            }
-            r.call()
-        }
-        "POST" => {
-            let mut r = a.post(url).header("Content-Type", "application/json");
-            if let Some(h) = &auth {
-                r = r.header("Authorization", h);
-            }
-            r.send(body.map(Value::to_string).unwrap_or_default())
-        }
-        other => panic!("method {other}"),
-    };
-    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    Answer {
-        status: resp.status().as_u16(),
-        headers,
-        body: resp.body_mut().read_to_string().expect("body"),
-    }
+    bearer(method, url, token, body)
 }
 
 fn get(url: &str) -> Answer {

@@ -4,62 +4,20 @@
 //! tested in `fakecloud.rs`.
 
 use cloudha_tests::fakecloud::exoscale::{instance_uuid, signature};
+use cloudha_tests::http::{request, Answer};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const IP: &str = "203.0.113.10";
 const TOKEN: &str = "admin-test-token";
 const KEY: &str = "EXOadmintest0000000000000000";
 const SECRET: &str = "admin-test-secret-not-in-argv";
 
-struct Answer {
-    status: u16,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
 fn call(method: &str, url: &str, auth: Option<&str>, body: Option<&str>) -> Answer {
-    let a = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build(),
-    );
-    let result = match method {
-        "GET" => {
-            let mut r = a.get(url);
-            if let Some(h) = auth {
-                r = r.header("Authorization", h);
-            }
-            r.call()
-        }
-        "POST" | "PUT" => {
-            let mut r = if method == "POST" {
-                a.post(url)
-            } else {
-                a.put(url)
-            };
-            r = r.header("Content-Type", "application/json");
-            if let Some(h) = auth {
-                r = r.header("Authorization", h);
-            }
-            r.send(body.unwrap_or_default())
-        }
-        other => panic!("method {other}"),
-    };
-    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    Answer {
-        status: resp.status().as_u16(),
-        body: resp.body_mut().read_to_string().unwrap_or_default(),
-    }
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    request(method, url, &headers, body)
 }
 
 /// The program, killed when dropped, and its ready line.

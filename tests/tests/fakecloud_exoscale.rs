@@ -8,6 +8,7 @@ use cloudha_tests::fakecloud::exoscale::{
     self, instance_uuid, parse_authorization, signature, verify, ZONE,
 };
 use cloudha_tests::fakecloud::{FakeCloud, Fault, FaultKind, Scope};
+use cloudha_tests::http::{request, Answer};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -128,17 +129,6 @@ fn the_colon_of_an_action_is_signed_as_written() {
 const IP: &str = "203.0.113.10";
 const SECRET: &str = "fake-secret-0123456789";
 
-struct Answer {
-    status: u16,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -154,31 +144,11 @@ fn signed(
     body: Option<&Value>,
     (key, secret, expires): (&str, &str, u64),
 ) -> Answer {
-    let a = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build(),
-    );
     let body = body.map(Value::to_string).unwrap_or_default();
     let sig = signature(secret, method, path, body.as_bytes(), &[], expires).unwrap();
     let auth = format!("EXO2-HMAC-SHA256 credential={key},expires={expires},signature={sig}");
     let url = format!("{}{path}", fake.api_url());
-    let result = match method {
-        "GET" => a.get(&url).header("Authorization", &auth).call(),
-        "PUT" => a
-            .put(&url)
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/json")
-            .send(body),
-        other => panic!("method {other}"),
-    };
-    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    Answer {
-        status: resp.status().as_u16(),
-        body: resp.body_mut().read_to_string().unwrap_or_default(),
-    }
+    request(method, &url, &[("Authorization", &auth)], Some(&body))
 }
 
 fn call(fake: &FakeCloud, method: &str, path: &str, body: Option<&Value>) -> Answer {

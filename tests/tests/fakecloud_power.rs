@@ -3,6 +3,7 @@
 //! 404s and 401, and the hook that sees each change before any answer says so.
 
 use cloudha_tests::fakecloud::FakeCloud;
+use cloudha_tests::http::bearer;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,26 +11,11 @@ use std::time::Duration;
 const TOKEN: &str = "power-token";
 
 fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build(),
-    );
-    let auth = format!("Bearer {token}");
-    let resp = match method {
-        "GET" => agent.get(url).header("Authorization", &auth).call(),
-        _ => agent
-            .post(url)
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/json")
-            .send(body.map(|b| b.to_string()).unwrap_or_default()),
-    };
-    let mut resp = resp.expect("an answer");
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().expect("a body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let a = bearer(method, url, Some(token), body.as_ref());
+    (
+        a.status,
+        serde_json::from_str(&a.body).unwrap_or(Value::Null),
+    )
 }
 
 fn cloud() -> (FakeCloud, String) {

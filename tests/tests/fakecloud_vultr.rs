@@ -6,6 +6,7 @@
 //! the dialect.
 
 use cloudha_tests::fakecloud::{vultr, FakeCloud, Fault, FaultKind, Scope, OTHER_IP};
+use cloudha_tests::http::{bearer, Answer};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -14,17 +15,12 @@ const TOKEN: &str = "VULTRTESTKEY0123456789ABCDEFGHIJKLMNO";
 const A: u64 = 3_160_001;
 const B: u64 = 3_160_002;
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+/// Vultr's error, from `{"error": "...", "status": N}`.
+trait VultrError {
+    fn error(&self) -> String;
 }
 
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    /// Vultr's error, from `{"error": "...", "status": N}`.
+impl VultrError for Answer {
     fn error(&self) -> String {
         let v = self.json();
         assert_eq!(v["status"], self.status, "{v}");
@@ -36,42 +32,7 @@ impl Answer {
 }
 
 fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
-    let a = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build(),
-    );
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let result = match method {
-        "GET" => {
-            let mut r = a.get(url);
-            if let Some(h) = &auth {
-                r = r.header("Authorization", h);
-            }
-            r.call()
-        }
-        "POST" => {
-            let mut r = a.post(url).header("Content-Type", "application/json");
-            if let Some(h) = &auth {
-                r = r.header("Authorization", h);
-            }
-            r.send(body.map(Value::to_string).unwrap_or_default())
-        }
-        other => panic!("method {other}"),
-    };
-    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    Answer {
-        status: resp.status().as_u16(),
-        headers,
-        body: resp.body_mut().read_to_string().unwrap_or_default(),
-    }
+    bearer(method, url, token, body)
 }
 
 /// An account with the key, `IP` held by `holder`, instances A and B; the IP's UUID.
