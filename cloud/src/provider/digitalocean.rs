@@ -136,19 +136,12 @@ impl Provider for DigitalOcean {
     }
 
     fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault> {
-        match self.metadata("id", deadline)? {
-            Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
-                Ok(ServerId(id))
-            }
-            Some(_) => Err(Fault::Transient(format!(
-                "metadata service {}: the droplet id is not a number",
-                self.metadata.url("id")
-            ))),
-            None => Err(Fault::Transient(format!(
-                "metadata service {}: no droplet id (HTTP 404)",
-                self.metadata.url("id")
-            ))),
-        }
+        let id = (
+            "droplet id",
+            "a number",
+            super::is_number as fn(&str) -> bool,
+        );
+        super::metadata_server_id(&self.metadata, "id", id, deadline)
     }
 
     fn holds_locally(&self, ip: IpAddr, deadline: &Deadline) -> Result<Option<bool>, Fault> {

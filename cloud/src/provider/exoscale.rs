@@ -348,15 +348,8 @@ impl Provider for Exoscale {
     }
 
     fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault> {
-        let id = self.metadata_leaf("instance-id", deadline)?;
-        if is_uuid(&id) {
-            Ok(ServerId(id))
-        } else {
-            Err(Fault::Transient(format!(
-                "metadata service {}: the instance id is not a UUID",
-                self.metadata.url("instance-id")
-            )))
-        }
+        let id = ("instance id", "a UUID", is_uuid as fn(&str) -> bool);
+        super::metadata_server_id(&self.metadata, "instance-id", id, deadline)
     }
 
     /// Exoscale's metadata service does not list elastic IPs: it cannot tell.
@@ -468,14 +461,7 @@ impl Provider for Exoscale {
 }
 
 /// A UUID as Exoscale writes them (8-4-4-4-12 hexadecimal digits): ids go into paths.
-pub fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
+pub use super::is_uuid;
 
 #[cfg(test)]
 mod tests {

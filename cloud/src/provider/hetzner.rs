@@ -201,24 +201,12 @@ impl Provider for Hetzner {
     }
 
     fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault> {
-        let url = || self.metadata.url("instance-id");
-        match self
-            .metadata
-            .get("instance-id", deadline)
-            .map_err(|e| Fault::Transient(e.to_string()))?
-        {
-            Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
-                Ok(ServerId(id))
-            }
-            Some(_) => Err(Fault::Transient(format!(
-                "metadata service {}: the server id is not a number",
-                url()
-            ))),
-            None => Err(Fault::Transient(format!(
-                "metadata service {}: no server id (HTTP 404)",
-                url()
-            ))),
-        }
+        let id = (
+            "server id",
+            "a number",
+            super::is_number as fn(&str) -> bool,
+        );
+        super::metadata_server_id(&self.metadata, "instance-id", id, deadline)
     }
 
     /// Hetzner's metadata service does not list floating IPs: it cannot tell.

@@ -14,6 +14,7 @@ pub mod hetzner;
 pub mod vultr;
 
 use crate::api::{Answer, ApiClient};
+use cloudha_common::http::MetadataService;
 use cloudha_common::values::choice;
 use cloudha_common::{Deadline, HttpUrl, ParamKind, ParamValue, Secret};
 use std::fmt;
@@ -119,6 +120,47 @@ pub fn action_read(
         404 => Err(Fault::Transient(format!("{what}: HTTP 404"))),
         _ => Err(fault()),
     }
+}
+
+/// This server's id: the metadata service's `leaf` (trimmed), which `valid` must accept. `noun`
+/// names it in the faults ("droplet id"), `form` says what a valid one is ("a number").
+pub fn metadata_server_id(
+    metadata: &MetadataService,
+    leaf: &str,
+    (noun, form, valid): (&str, &str, fn(&str) -> bool),
+    deadline: &Deadline,
+) -> Result<ServerId, Fault> {
+    let url = || metadata.url(leaf);
+    match metadata
+        .get(leaf, deadline)
+        .map_err(|e| Fault::Transient(e.to_string()))?
+    {
+        Some(id) if valid(id.trim()) => Ok(ServerId(id.trim().to_string())),
+        Some(_) => Err(Fault::Transient(format!(
+            "metadata service {}: the {noun} is not {form}",
+            url()
+        ))),
+        None => Err(Fault::Transient(format!(
+            "metadata service {}: no {noun} (HTTP 404)",
+            url()
+        ))),
+    }
+}
+
+/// DigitalOcean's and Hetzner's ids: decimal numbers.
+pub fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Exoscale's and Vultr's ids: UUIDs (8-4-4-4-12 hexadecimal digits). Ids go into paths:
+/// anything else is garbled.
+pub fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The work a cloud runs to make a server the holder (an assign action), as the provider

@@ -54,14 +54,8 @@ pub fn check_address(ip: IpAddr) -> Result<(), String> {
     )
 }
 
-/// Vultr's ids (instances, reserved IPs) are UUIDs; anything else is garbled.
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
-}
+// Vultr's ids (instances, reserved IPs) are UUIDs; anything else is garbled.
+use super::is_uuid;
 
 /// What an error says: `{"error": "...", "status": N}`, or a `message`. Vultr's error body
 /// shape is unconfirmed (clouds.md): a body without either says nothing.
@@ -311,22 +305,8 @@ impl Provider for Vultr {
 
     /// `instance-v2-id`: the UUID the v2 API names the instance by.
     fn server_id(&self, deadline: &Deadline) -> Result<ServerId, Fault> {
-        let url = || self.metadata.url("instance-v2-id");
-        match self
-            .metadata
-            .get("instance-v2-id", deadline)
-            .map_err(|e| Fault::Transient(e.to_string()))?
-        {
-            Some(id) if is_uuid(id.trim()) => Ok(ServerId(id.trim().to_string())),
-            Some(_) => Err(Fault::Transient(format!(
-                "metadata service {}: the instance id is not a UUID",
-                url()
-            ))),
-            None => Err(Fault::Transient(format!(
-                "metadata service {}: no instance id (HTTP 404)",
-                url()
-            ))),
-        }
+        let id = ("instance id", "a UUID", is_uuid as fn(&str) -> bool);
+        super::metadata_server_id(&self.metadata, "instance-v2-id", id, deadline)
     }
 
     /// Whether the metadata service lists attached reserved IPs is unconfirmed: it cannot tell.
