@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The script each node runs (see the module comment).
 pub const NODE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cluster/node.sh");
@@ -119,6 +119,40 @@ impl Node {
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+
+    /// When this node's pacemaker.log first says `needle` at or after `after`, by the log's own
+    /// timestamps (`Nov 30 17:26:49.064 node1 ...`, UTC like the host; millisecond resolution).
+    pub fn logged_at(&self, needle: &str, after: SystemTime) -> Option<SystemTime> {
+        let text = std::fs::read_to_string(self.dir.join("pacemaker.log")).ok()?;
+        // The log has milliseconds: a line of the same millisecond as `after` counts.
+        let from = after.checked_sub(Duration::from_millis(1)).unwrap_or(after);
+        text.lines()
+            .filter(|l| l.contains(needle))
+            .filter_map(|l| log_stamp(l, after))
+            .find(|t| *t >= from)
+    }
+}
+
+/// The wall-clock time of a Pacemaker log line (`Mon DD HH:MM:SS.mmm ...`): its time of day on
+/// `near`'s UTC day (or the day after, when that is nearer).
+fn log_stamp(line: &str, near: SystemTime) -> Option<SystemTime> {
+    let clock = line.split_whitespace().nth(2)?;
+    let (hms, ms) = clock.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (parts.next()??, parts.next()??, parts.next()??);
+    let of_day = Duration::from_millis(((h * 60 + m) * 60 + sec) * 1000 + ms.parse::<u64>().ok()?);
+    let since_epoch = near.duration_since(UNIX_EPOCH).ok()?;
+    let today = UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs() / 86_400 * 86_400) + of_day;
+    let one = Duration::from_secs(86_400);
+    let distance = |t: SystemTime| {
+        t.duration_since(near)
+            .or_else(|_| near.duration_since(t))
+            .unwrap_or_default()
+    };
+    [today.checked_sub(one), Some(today), today.checked_add(one)]
+        .into_iter()
+        .flatten()
+        .min_by_key(|t| distance(*t))
 }
 
 /// A two-node cluster (see the module comment).
@@ -803,4 +837,31 @@ fn millis(v: Option<&str>) -> u64 {
     v.map(|s| s.trim_end_matches("ms"))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_stamps_are_read_on_the_nearest_day() {
+        let line = "Nov 30 17:26:49.064 node1 pacemaker-based     [54] (update_peer_state_iter) \tnotice: Node node2 state is now lost";
+        // 2026-11-30 17:26:00 UTC.
+        let near = UNIX_EPOCH + Duration::from_secs(1_796_059_560);
+        let t = log_stamp(line, near).unwrap();
+        assert_eq!(
+            t.duration_since(near).unwrap(),
+            Duration::from_millis(49_064)
+        );
+        // Just after midnight, a line from 23:59 is of the day before.
+        let after_midnight = UNIX_EPOCH + Duration::from_secs(1_796_083_200 + 5);
+        let late = "Nov 30 23:59:59.500 node1 x";
+        let t = log_stamp(late, after_midnight).unwrap();
+        assert_eq!(
+            after_midnight.duration_since(t).unwrap(),
+            Duration::from_millis(5_500)
+        );
+        assert!(log_stamp("garbage", near).is_none());
+        assert!(log_stamp("Nov 30 17:26:49 node1 no millis", near).is_none());
+    }
 }

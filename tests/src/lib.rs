@@ -4,6 +4,7 @@
 //! and the packages `.ci/run` installs: they fail loudly, never skip, when those are missing.
 
 pub mod bgp;
+pub mod clouds;
 pub mod cluster;
 pub mod fakecloud;
 pub mod http;

@@ -17,7 +17,9 @@
 //! (the reserved IP's packets arrive for the holder's anchor address: a DNAT rule in `wan`);
 //! [`Delivery::ToHost`] is the others' (the packets arrive for the IP itself, which the holder
 //! must carry on a local interface: a route in `wan`). With no holder, the IP's packets go
-//! nowhere (a blackhole route), as on the real platforms.
+//! nowhere (a blackhole route), as on the real platforms; with several (Exoscale, from an
+//! attach until the detach of the old holder) the connections spread over them (a multipath
+//! route hashing on ports).
 //!
 //! The app servers answer `app-N via BALANCER` (BALANCER: the address the request came from, the
 //! balancer's `wan0`) and log each request with the client's address from HAProxy's
@@ -62,14 +64,29 @@ fn router_side(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 51, 100, (4 * i + 2) as u8)
 }
 
-/// When the router switched the IP's path, and to which node (None: nowhere).
+/// When the router switched the IP's path, and to which nodes (none: nowhere; several: the
+/// connections spread over them, as Exoscale does for an elastic IP with several holders).
 #[derive(Clone, Debug)]
 pub struct Switch {
     /// When the router saw the fake's new holder (within [`FOLLOW`] of the change).
     pub at: Instant,
     /// When the new path was in place (`ip route` or `nft` returned).
     pub done: Instant,
-    pub to: Option<usize>,
+    pub to: Vec<usize>,
+}
+
+impl Switch {
+    /// The nodes it switched to, for a report: `node1`, `node1+node2`, or `nowhere`.
+    pub fn describe(&self) -> String {
+        if self.to.is_empty() {
+            return "nowhere".into();
+        }
+        self.to
+            .iter()
+            .map(|i| format!("node{}", i + 1))
+            .collect::<Vec<_>>()
+            .join("+")
+    }
 }
 
 /// One request an app server answered.
@@ -108,6 +125,10 @@ impl CloudNet {
         sh(wan
             .command("sysctl")
             .args(["-q", "-w", "net.ipv4.ip_forward=1"]));
+        // An IP with several holders (Exoscale) spreads connections over them: hash on ports too.
+        sh(wan
+            .command("sysctl")
+            .args(["-q", "-w", "net.ipv4.fib_multipath_hash_policy=1"]));
         let client = Netns::new(NETNS_TAG);
         link(&wan, "client", "192.0.2.1/28", &client.name, "eth0");
         client.ip(&["addr", "add", &format!("{CLIENT}/28"), "dev", "eth0"]);
@@ -197,9 +218,9 @@ impl CloudNet {
         HAPROXY_APPS_CFG.replace("@BIND@", bind)
     }
 
-    /// Start following the fake: `holder` says which node holds the IP now (None: nobody), as
+    /// Start following the fake: `holders` says which nodes hold the IP now (none: nobody), as
     /// the fake API sees it. Call once.
-    pub fn follow(&mut self, holder: impl Fn() -> Option<usize> + Send + 'static) {
+    pub fn follow(&mut self, holders: impl Fn() -> Vec<usize> + Send + 'static) {
         let wan = self.wan.name.clone();
         let (ip, delivery, stop, switches) = (
             self.ip,
@@ -209,19 +230,20 @@ impl CloudNet {
         );
         let nodes = self.nodes.len();
         self.threads.push(std::thread::spawn(move || {
-            let mut current: Option<Option<usize>> = None;
+            let mut current: Option<Vec<usize>> = None;
             while !stop.load(Ordering::Relaxed) {
-                let now = holder().filter(|&i| i < nodes);
-                if current != Some(now) {
+                let mut now = holders();
+                now.retain(|&i| i < nodes);
+                if current.as_ref() != Some(&now) {
                     let at = Instant::now();
-                    route(&wan, ip, &delivery, now);
+                    route(&wan, ip, &delivery, &now);
                     switches
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push(Switch {
                             at,
                             done: Instant::now(),
-                            to: now,
+                            to: now.clone(),
                         });
                     current = Some(now);
                 }
@@ -313,16 +335,21 @@ fn link(ns: &Netns, here: &str, addr: &str, other: &str, there: &str) {
     sh(Command::new("ip").args(["-n", other, "link", "set", there, "up"]));
 }
 
-/// Point the IP's packets at node `to` (or nowhere).
-fn route(wan: &str, ip: Ipv4Addr, delivery: &Delivery, to: Option<usize>) {
+/// Point the IP's packets at the nodes `to` (none: nowhere; several: spread over them).
+fn route(wan: &str, ip: Ipv4Addr, delivery: &Delivery, to: &[usize]) {
     match delivery {
         Delivery::ToHost => {
-            let mut args = vec!["-n", wan, "route", "replace"];
+            let mut args: Vec<String> = ["-n", wan, "route", "replace"].map(String::from).to_vec();
             let dest = format!("{ip}/32");
-            let via = to.map(|i| node_wan(i).to_string());
-            match &via {
-                Some(via) => args.extend([dest.as_str(), "via", via.as_str()]),
-                None => args.extend(["blackhole", dest.as_str()]),
+            match to {
+                [] => args.extend(["blackhole".into(), dest]),
+                [one] => args.extend([dest, "via".into(), node_wan(*one).to_string()]),
+                several => {
+                    args.push(dest);
+                    for i in several {
+                        args.extend(["nexthop".into(), "via".into(), node_wan(*i).to_string()]);
+                    }
+                }
             }
             match Command::new("ip").args(&args).status() {
                 Ok(st) if st.success() => {}
@@ -330,8 +357,10 @@ fn route(wan: &str, ip: Ipv4Addr, delivery: &Delivery, to: Option<usize>) {
             }
         }
         Delivery::ToAnchor(anchors) => {
+            // A reserved IP has one holder at most.
             let rule = to
-                .map(|i| format!("ip daddr {ip} dnat to {}", anchors[i]))
+                .first()
+                .map(|&i| format!("ip daddr {ip} dnat to {}", anchors[i]))
                 .unwrap_or_default();
             let rules = format!(
                 "table ip cloud {{}}\nflush table ip cloud\ntable ip cloud {{\n\
@@ -619,24 +648,22 @@ pub fn balancer_of(body: &str) -> Option<usize> {
 
 // ---- The cluster with traffic: what tests/tests/cluster_traffic.rs and cluster_soak.rs run.
 
-use crate::cluster::{Cluster, CRM_CONFIGURE};
+use crate::clouds::{Cloud, ANCHORS, IP, SERVERS};
+use crate::cluster::Cluster;
 use crate::fakecloud::FakeCloud;
 use crate::{agent_bin, Installed};
 
-/// The floating IP, droplets, anchors of the traffic cluster.
+/// The floating IP of the traffic cluster (tests/src/clouds.rs).
 pub const FLOATING_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
-pub const TOKEN: &str = "traffic-test-token";
-pub const API_PORT: u16 = 8080;
-pub const DROPLETS: [u64; 2] = [101, 102];
-pub const ANCHORS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 17, 0, 5), Ipv4Addr::new(10, 17, 0, 6)];
 /// Long enough for a 10 s monitor to notice a failure and Pacemaker to recover, on a busy CI.
 pub const RECOVERY: Duration = Duration::from_secs(60);
 pub const EVERY: Duration = Duration::from_millis(50);
 
-/// The README's DigitalOcean configuration on the real two-node cluster, with the cloud's
-/// network, app servers and a client (see the module comment); reports what the client saw of
-/// each event when dropped (and to `CLOUDHA_TRAFFIC_REPORT`, if set).
+/// A cloud's README configuration on the real two-node cluster, with the cloud's network, app
+/// servers and a client (see the module comment); reports what the client saw of each event
+/// when dropped (and appends it to `CLOUDHA_TRAFFIC_REPORT`, if set).
 pub struct TrafficCluster {
+    pub kind: Cloud,
     pub net: CloudNet,
     pub cluster: Cluster,
     pub cloud: Arc<FakeCloud>,
@@ -646,8 +673,12 @@ pub struct TrafficCluster {
 }
 
 impl TrafficCluster {
-    /// `wrap`: a hook that may stage more files on the nodes before they boot.
-    pub fn new(wrap: impl FnOnce(&Cluster)) -> TrafficCluster {
+    /// The README's block of `kind` (tests/src/clouds.rs) on the cluster, its fake delivering
+    /// the IP's packets as that cloud does: DigitalOcean to the holder's anchor address, the
+    /// others to the IP itself, which each node's `vip-lo` clone carries on `lo`. `wrap`: a
+    /// hook that may stage more files on the nodes before they boot.
+    pub fn new(kind: Cloud, wrap: impl FnOnce(&Cluster)) -> TrafficCluster {
+        assert_eq!(IP, FLOATING_IP.to_string());
         for a in ["anchorip", "floatip", "haproxy"] {
             agent_bin(a);
         }
@@ -660,42 +691,22 @@ impl TrafficCluster {
             .iter()
             .map(|n| n.netns.name.as_str())
             .collect();
-        let net = CloudNet::new(&names, FLOATING_IP, Delivery::ToAnchor(ANCHORS.to_vec()));
+        let delivery = match kind {
+            Cloud::DigitalOcean => {
+                Delivery::ToAnchor(ANCHORS.iter().map(|a| a.parse().unwrap()).collect())
+            }
+            Cloud::Hetzner | Cloud::Exoscale | Cloud::Vultr => Delivery::ToHost,
+        };
+        let net = CloudNet::new(&names, FLOATING_IP, delivery);
 
-        let cloud = Arc::new(FakeCloud::start());
-        cloud.add_token(TOKEN);
-        cloud.add_ip(&FLOATING_IP.to_string(), None);
-        for (i, node) in cluster.nodes().iter().enumerate() {
-            let id = DROPLETS[i];
-            cloud.register_droplet(id);
-            cloud.set_anchor(id, &ANCHORS[i].to_string(), "255.255.0.0", "10.17.0.1");
-            cloud.serve_metadata_in_netns(
-                id,
-                &node.netns.name,
-                "169.254.169.254:80".parse().unwrap(),
-            );
-            cloud.serve_api_in_netns(
-                &node.netns.name,
-                format!("127.0.0.1:{API_PORT}").parse().unwrap(),
-            );
-            let cfg = CloudNet::haproxy_cfg(&ANCHORS[i].to_string());
+        let cloud = Arc::new(kind.serve(&cluster));
+        for i in 0..cluster.nodes().len() {
+            let cfg = CloudNet::haproxy_cfg(kind.bind(i));
             cluster.stage(i, "/etc/haproxy/haproxy.cfg", cfg.as_bytes(), 0o644);
-            cluster.stage(
-                i,
-                "/etc/cloudha/do-token",
-                format!("{TOKEN}\n").as_bytes(),
-                0o600,
-            );
         }
         wrap(&cluster);
         cluster.boot();
-        let real = "api_url=https://api.digitalocean.com";
-        assert!(
-            CRM_CONFIGURE.contains(real),
-            "docs/crm-configure.txt no longer names {real}"
-        );
-        let mut block =
-            CRM_CONFIGURE.replace(real, &format!("api_url=http://127.0.0.1:{API_PORT}"));
+        let mut block = kind.readme_block();
         if let Some(interval) = monitor_interval() {
             assert!(
                 block.contains("interval=10s"),
@@ -706,6 +717,7 @@ impl TrafficCluster {
         cluster.configure(&block);
 
         let mut setup = TrafficCluster {
+            kind,
             net,
             cluster,
             cloud,
@@ -714,23 +726,24 @@ impl TrafficCluster {
         };
         let cloud = setup.cloud.clone();
         setup.net.follow(move || {
-            let holder = cloud.holder(&FLOATING_IP.to_string())?;
-            DROPLETS.iter().position(|d| *d == holder)
+            cloud
+                .holders(IP)
+                .iter()
+                .filter_map(|h| SERVERS.iter().position(|d| d == h))
+                .collect()
         });
         setup
     }
 
-    /// The node whose droplet the fake says holds the IP, once fip runs there alone (and it is
-    /// `expected`, if given).
+    /// The node whose server the fake says is the IP's one holder, once fip runs there alone
+    /// (and it is `expected`, if given).
     pub fn active(&self, expected: Option<usize>, what: &str) -> usize {
         let end = Instant::now() + RECOVERY;
         loop {
             let s = self.cluster.status();
             if let Some(node) = s.single_node_of("fip") {
                 let i = self.cluster.index_of(&node);
-                if self.cloud.holder(&FLOATING_IP.to_string()) == Some(DROPLETS[i])
-                    && expected.is_none_or(|e| e == i)
-                {
+                if self.cloud.holders(IP) == [SERVERS[i]] && expected.is_none_or(|e| e == i) {
                     return i;
                 }
             }
@@ -738,7 +751,7 @@ impl TrafficCluster {
                 Instant::now() < end,
                 "{what}: fip on {:?}, the fake says {:?}\n{}\n{}",
                 s.running_on("fip"),
-                self.cloud.holder(&FLOATING_IP.to_string()),
+                self.cloud.holders(IP),
                 s.xml,
                 self.cluster.diagnostics()
             );
@@ -840,7 +853,8 @@ pub fn monitor_interval() -> Option<String> {
 impl Drop for TrafficCluster {
     fn drop(&mut self) {
         let mut text = format!(
-            "corosync token {} ms, monitor interval {}\n\n",
+            "{:?}, corosync token {} ms, monitor interval {}\n\n",
+            self.kind,
             crate::cluster::corosync_token_ms(),
             monitor_interval().unwrap_or_else(|| "10s".into())
         );
@@ -853,7 +867,13 @@ impl Drop for TrafficCluster {
         }
         eprintln!("{text}");
         if let Some(path) = std::env::var_os("CLOUDHA_TRAFFIC_REPORT") {
-            let _ = std::fs::write(path, text);
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path);
+            if let Ok(mut f) = file {
+                let _ = writeln!(f, "{text}");
+            }
         }
     }
 }

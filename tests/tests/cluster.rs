@@ -1,181 +1,23 @@
 //! cloudha end to end: a real two-node Pacemaker cluster running the installed agents with the
-//! README's `crm configure` block of each cloud (DigitalOcean, Hetzner, Exoscale), read from the
-//! file the README includes, against the fake cloud serving each node its own metadata service at
-//! 169.254.169.254 and the API on the node's loopback. One scenario list runs per cloud; each step
-//! is asserted from `crm_mon --output-as=xml` and from the fake's record of who holds the IP
-//! (exactly one holder at every step).
+//! README's `crm configure` block of each cloud (tests/src/clouds.rs: DigitalOcean, Hetzner,
+//! Exoscale, Vultr), read from the file the README includes, against the fake cloud serving each
+//! node its own metadata service at 169.254.169.254 and the API on the node's loopback. One
+//! scenario list runs per cloud; each step is asserted from `crm_mon --output-as=xml` and from
+//! the fake's record of who holds the IP (exactly one holder at every step).
 
-use cloudha_tests::cluster::{
-    Cluster, ClusterStatus, CRM_CONFIGURE, CRM_CONFIGURE_EXOSCALE, CRM_CONFIGURE_HETZNER,
-    CRM_CONFIGURE_VULTR, HAPROXY_CFG,
-};
-use cloudha_tests::fakecloud::{exoscale, hetzner, vultr, FakeCloud, Fault, Listener, Scope};
+use cloudha_tests::clouds::{Cloud, ANCHORS, API_PORT, IP, SERVERS, TOKEN};
+use cloudha_tests::cluster::{Cluster, ClusterStatus, HAPROXY_CFG};
+use cloudha_tests::fakecloud::{FakeCloud, Listener};
 use cloudha_tests::{agent_bin, require_program, Installed};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const IP: &str = "203.0.113.10";
-const TOKEN: &str = "cluster-test-token";
-/// Exoscale: the API key the README's block names (its secret is `TOKEN`, in the secret file).
-const EXO_KEY: &str = "EXO0123456789abcdef01234567";
-const API_PORT: u16 = 8080;
-/// Server (droplet, instance) ids of node1 and node2, and DigitalOcean's anchor addresses.
-const SERVERS: [u64; 2] = [101, 102];
-const ANCHORS: [&str; 2] = ["10.17.0.5", "10.17.0.6"];
 /// Long enough for a 10 s monitor to notice a failure and Pacemaker to recover, on a busy CI.
 const RECOVERY: Duration = Duration::from_secs(60);
 /// The recurring monitor's interval in every README block (ms, as crm_mon reports it).
 const MONITOR_MS: u64 = 10_000;
 
-/// The cloud a cluster runs on: what differs between the README blocks and the fakes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cloud {
-    /// The IP moves in one action; the metadata service tells the holder (monitor: no API).
-    DigitalOcean,
-    /// "Moves in one call" (assign), found by listing; monitor: one API read by id.
-    Hetzner,
-    /// "Attach + detach others" (an elastic IP may have several holders); signed requests.
-    Exoscale,
-    /// "Detach, then attach", both answered before the platform is done; found by listing.
-    Vultr,
-}
-
-impl Cloud {
-    /// The README's block for this cloud, as the README includes it.
-    fn block(self) -> &'static str {
-        match self {
-            Cloud::DigitalOcean => CRM_CONFIGURE,
-            Cloud::Hetzner => CRM_CONFIGURE_HETZNER,
-            Cloud::Exoscale => CRM_CONFIGURE_EXOSCALE,
-            Cloud::Vultr => CRM_CONFIGURE_VULTR,
-        }
-    }
-
-    /// The `api_url` the block names (the one thing the test changes: to the fake).
-    fn real_api_url(self) -> &'static str {
-        match self {
-            Cloud::DigitalOcean => "api_url=https://api.digitalocean.com",
-            Cloud::Hetzner => "api_url=https://api.hetzner.cloud",
-            Cloud::Exoscale => "api_url=https://api-ch-gva-2.exoscale.com",
-            Cloud::Vultr => "api_url=https://api.vultr.com",
-        }
-    }
-
-    /// The root-only file with the token (Exoscale: the API secret), as the block names it.
-    fn token_file(self) -> &'static str {
-        match self {
-            Cloud::DigitalOcean => "/etc/cloudha/do-token",
-            Cloud::Hetzner => "/etc/cloudha/hcloud-token",
-            Cloud::Exoscale => "/etc/cloudha/exoscale-secret",
-            Cloud::Vultr => "/etc/cloudha/vultr-token",
-        }
-    }
-
-    /// The block's address resource (cloned on every node).
-    fn anchor(self) -> &'static str {
-        match self {
-            Cloud::DigitalOcean => "anchor",
-            Cloud::Hetzner | Cloud::Exoscale | Cloud::Vultr => "vip-lo",
-        }
-    }
-
-    /// The address node `i`'s HAProxy binds: DigitalOcean's anchor address on eth0, elsewhere
-    /// the floating IP itself, on `lo`.
-    fn bind(self, i: usize) -> &'static str {
-        match self {
-            Cloud::DigitalOcean => ANCHORS[i],
-            Cloud::Hetzner | Cloud::Exoscale | Cloud::Vultr => IP,
-        }
-    }
-
-    /// The fake of this cloud with the account the block expects: its credentials and the IP,
-    /// held by no one.
-    fn fake(self) -> FakeCloud {
-        match self {
-            Cloud::DigitalOcean => {
-                let c = FakeCloud::start();
-                c.add_token(TOKEN);
-                c.add_ip(IP, None);
-                c
-            }
-            Cloud::Hetzner => {
-                let c = FakeCloud::start_hetzner();
-                c.add_token(TOKEN);
-                c.add_ip_in(IP, hetzner::LOCATION, None);
-                c
-            }
-            Cloud::Exoscale => {
-                let c = FakeCloud::start_exoscale();
-                c.add_api_key(EXO_KEY, TOKEN);
-                c.add_ip_in(IP, exoscale::ZONE, None);
-                c
-            }
-            Cloud::Vultr => {
-                let c = FakeCloud::start_vultr();
-                c.add_token(TOKEN);
-                c.add_ip_in(IP, vultr::REGION, None);
-                c
-            }
-        }
-    }
-
-    /// Revoke (false) or restore (true) the credentials the block uses.
-    fn credentials(self, cloud: &FakeCloud, valid: bool) {
-        match (self, valid) {
-            (Cloud::Exoscale, true) => cloud.add_api_key(EXO_KEY, TOKEN),
-            (Cloud::Exoscale, false) => cloud.revoke_api_key(EXO_KEY),
-            (_, true) => cloud.add_token(TOKEN),
-            (_, false) => cloud.revoke_token(TOKEN),
-        }
-    }
-
-    /// The one API request a recurring monitor on `server` may make (None: none at all, the
-    /// metadata service decides).
-    fn monitor_read(self, cloud: &FakeCloud, server: u64) -> Option<String> {
-        match self {
-            Cloud::DigitalOcean => None,
-            Cloud::Hetzner => Some(format!(
-                "/v1/floating_ips/{}",
-                cloud.ip_id(IP).expect("the floating IP's id")
-            )),
-            Cloud::Exoscale => Some(format!("/v2/instance/{}", exoscale::instance_uuid(server))),
-            Cloud::Vultr => Some(format!(
-                "/v2/reserved-ips/{}",
-                vultr::ip_uuid(cloud.ip_id(IP).expect("the reserved IP's id"))
-            )),
-        }
-    }
-
-    /// API faults in this cloud's dialect, met during a failover, all of which the agent must
-    /// wait out or retry; with the number of requests they answer.
-    fn failover_faults(self) -> (Vec<Fault>, usize) {
-        let write = if self == Cloud::Exoscale {
-            "PUT"
-        } else {
-            "POST"
-        };
-        let mut faults = vec![
-            Fault::rate_limited(1).times(2),
-            Fault::status(Scope::Api, 503).times(2),
-            Fault::status(Scope::Api, 500).method(write).times(1),
-        ];
-        match self {
-            Cloud::DigitalOcean | Cloud::Vultr => {}
-            // Hetzner's `locked`: another action runs on the IP; a wait.
-            Cloud::Hetzner => faults.push(Fault::status(Scope::Api, 423).method(write).times(1)),
-            // An attach or a detach refused once more: the detach of the old holder too.
-            Cloud::Exoscale => faults.push(Fault::status(Scope::Api, 502).method(write).times(2)),
-        }
-        let n = match self {
-            Cloud::DigitalOcean => 5,
-            Cloud::Hetzner => 6,
-            Cloud::Exoscale => 7,
-            Cloud::Vultr => 5,
-        };
-        (faults, n)
-    }
-}
 /// Watches the fake's holders of the IP every 20 ms for the whole scenario list, between the
 /// steps too: every time the IP had several holders at once (Exoscale's attach-then-detach
 /// makes one such window per move, for as long as the detach takes).
@@ -256,27 +98,12 @@ impl Setup {
         let cluster = Cluster::new();
         cluster.stage_agents(&installed);
 
-        let cloud = kind.fake();
+        let cloud = kind.serve(&cluster);
         for (i, node) in cluster.nodes().iter().enumerate() {
-            let id = SERVERS[i];
-            cloud.register_droplet(id);
-            if kind == Cloud::DigitalOcean {
-                cloud.set_anchor(id, ANCHORS[i], "255.255.0.0", "10.17.0.1");
-            }
-            cloud.serve_metadata_in_netns(
-                id,
-                &node.netns.name,
-                "169.254.169.254:80".parse().unwrap(),
-            );
-            cloud.serve_api_in_netns(
-                &node.netns.name,
-                format!("127.0.0.1:{API_PORT}").parse().unwrap(),
-            );
             let cfg = HAPROXY_CFG
                 .replace("@ANCHOR@", kind.bind(i))
                 .replace("@NODE@", &node.name);
             cluster.stage(i, "/etc/haproxy/haproxy.cfg", cfg.as_bytes(), 0o644);
-            cluster.stage(i, kind.token_file(), format!("{TOKEN}\n").as_bytes(), 0o600);
         }
         cluster.boot();
         Setup {
@@ -285,20 +112,6 @@ impl Setup {
             cloud,
             _installed: installed,
         }
-    }
-
-    /// The README's block of this cloud, with the API URL pointed at the fake (the only change:
-    /// each node's metadata service is the fake at the real address).
-    fn readme_block(&self) -> String {
-        let real = self.cloud_kind.real_api_url();
-        let block = self.cloud_kind.block();
-        assert_eq!(
-            block.matches(real).count(),
-            1,
-            "the README's block for {:?} no longer names {real} once",
-            self.cloud_kind
-        );
-        block.replace(real, &format!("api_url=http://127.0.0.1:{API_PORT}"))
     }
 
     fn server_of(&self, node: &str) -> u64 {
@@ -505,7 +318,7 @@ fn readme_configuration_survives_failures_and_failovers(kind: Cloud) {
 
     // 1. Everything starts; the IP is held by the node that runs floatip, and by it alone.
     let watch = HolderWatch::start(cloud);
-    cluster.configure(&setup.readme_block());
+    cluster.configure(&setup.cloud_kind.readme_block());
     setup.wait_clones_everywhere("the address and lb on both nodes");
     let active = setup.wait_for_holder("fip", None, "first start");
     setup.assert_addresses();

@@ -5,17 +5,13 @@
 //! the fencing here is real. Each scenario is asserted from crm_mon, `stonith_admin --history`
 //! and the fake's record (its power actions and the requests that moved the IP).
 
+use cloudha_tests::clouds::{Cloud, ANCHORS, API_PORT, IP, SERVERS as DROPLETS, TOKEN};
 use cloudha_tests::cluster::{Cluster, ClusterStatus, CRM_CONFIGURE, HAPROXY_CFG};
 use cloudha_tests::fakecloud::{FakeCloud, Fault, PowerAction, RecordedRequest, Scope};
 use cloudha_tests::{agent_bin, require_program, Installed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-const IP: &str = "203.0.113.10";
-const TOKEN: &str = "cluster-fence-token";
-const API_PORT: u16 = 8080;
-const DROPLETS: [u64; 2] = [101, 102];
-const ANCHORS: [&str; 2] = ["10.17.0.5", "10.17.0.6"];
 /// The README's fencing block.
 const CRM_FENCING: &str = include_str!("../../docs/crm-configure-fencing.txt");
 /// Detection, the fencing delays (priority-fencing-delay 5 s, pcmk_delay_max 2 s), the power
@@ -42,35 +38,15 @@ impl Setup {
         cluster.stage_agents(&installed);
         cluster.stage_fence_agent(&installed);
 
-        let cloud = FakeCloud::start();
-        cloud.add_token(TOKEN);
-        cloud.add_ip(IP, None);
+        let cloud = Cloud::DigitalOcean.serve(&cluster);
         cloud.set_power_time(POWER_TIME);
         for (i, node) in cluster.nodes().iter().enumerate() {
-            let id = DROPLETS[i];
-            cloud.register_droplet(id);
             // Droplets named as the nodes: the fencer finds them by `list`, no host map.
-            cloud.name_droplet(id, &node.name);
-            cloud.set_anchor(id, ANCHORS[i], "255.255.0.0", "10.17.0.1");
-            cloud.serve_metadata_in_netns(
-                id,
-                &node.netns.name,
-                "169.254.169.254:80".parse().unwrap(),
-            );
-            cloud.serve_api_in_netns(
-                &node.netns.name,
-                format!("127.0.0.1:{API_PORT}").parse().unwrap(),
-            );
+            cloud.name_droplet(DROPLETS[i], &node.name);
             let cfg = HAPROXY_CFG
                 .replace("@ANCHOR@", ANCHORS[i])
                 .replace("@NODE@", &node.name);
             cluster.stage(i, "/etc/haproxy/haproxy.cfg", cfg.as_bytes(), 0o644);
-            cluster.stage(
-                i,
-                "/etc/cloudha/do-token",
-                format!("{TOKEN}\n").as_bytes(),
-                0o600,
-            );
             cluster.stage(i, "/etc/cloudha/wrong-token", b"not-a-valid-token\n", 0o600);
         }
         // The cloud's power is the nodes' power.

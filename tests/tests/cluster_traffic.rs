@@ -1,20 +1,43 @@
-//! What the clients see: the README's DigitalOcean configuration on the real two-node cluster,
-//! with the fake cloud's network carrying the floating IP's packets to the droplet the fake API
-//! says holds it (tests/src/traffic.rs), two app servers behind the balancers, and a client
-//! sending a request every 50 ms on a new connection. For each event (a HAProxy reload under
-//! load, HAProxy killed, standby, crash of the active node) it asserts where the answers come
-//! from before and after, that the app servers saw the client through the right balancer, and
-//! that a reload loses no request; it reports the client-visible outage, the failed requests and
-//! the crash's breakdown (they are measurements, not assertions: BENCHMARKS.md has them, from
-//! bench/traffic.sh). `CLOUDHA_TRAFFIC_REPORT=FILE` appends the report to FILE as well.
+//! What the clients see: each cloud's README configuration on the real two-node cluster, with
+//! the fake cloud's network carrying the floating IP's packets to the server the fake API says
+//! holds it, as that cloud delivers them (tests/src/traffic.rs: DigitalOcean to the holder's
+//! anchor address, the others to the IP itself on the holder's `lo`; Exoscale spreads them over
+//! every holder), two app servers behind the balancers, and a client sending a request every
+//! 50 ms on a new connection. For each event (a HAProxy reload under load, HAProxy killed,
+//! standby, also with API faults and a lagging metadata service, crash of the active node) it
+//! asserts where the answers come from before and after, that the app servers saw the client
+//! through the right balancer, and that a reload loses no request; it reports the client-visible
+//! outage, the failed requests and the crash's breakdown (they are measurements, not
+//! assertions: BENCHMARKS.md has them, from bench/traffic.sh). `CLOUDHA_TRAFFIC_REPORT=FILE`
+//! appends the report to FILE as well.
 
+use cloudha_tests::clouds::Cloud;
 use cloudha_tests::fakecloud::{Fault, Scope};
 use cloudha_tests::traffic::{self, TrafficCluster, CLIENT, EVERY, RECOVERY};
 use std::time::{Duration, Instant, SystemTime};
 
 #[test]
-fn what_the_clients_see_through_reload_kill_standby_and_crash() {
-    let mut s = TrafficCluster::new(|_| {});
+fn digitalocean_what_the_clients_see_through_reload_kill_standby_and_crash() {
+    what_the_clients_see(Cloud::DigitalOcean);
+}
+
+#[test]
+fn hetzner_what_the_clients_see_through_reload_kill_standby_and_crash() {
+    what_the_clients_see(Cloud::Hetzner);
+}
+
+#[test]
+fn exoscale_what_the_clients_see_through_reload_kill_standby_and_crash() {
+    what_the_clients_see(Cloud::Exoscale);
+}
+
+#[test]
+fn vultr_what_the_clients_see_through_reload_kill_standby_and_crash() {
+    what_the_clients_see(Cloud::Vultr);
+}
+
+fn what_the_clients_see(kind: Cloud) {
+    let mut s = TrafficCluster::new(kind, |_| {});
     let first = s.active(None, "start");
     s.cluster.settle(RECOVERY);
     let client = s.net.client(EVERY, Duration::from_secs(600));
@@ -120,17 +143,26 @@ fn what_the_clients_see_through_reload_kill_standby_and_crash() {
         .expect("the survivor's first API request");
     let assign = api
         .iter()
-        .find(|r| r.method == "POST" && r.path.ends_with("/actions"))
-        .expect("the survivor's assign request");
+        .find(|r| {
+            r.method == kind.write_method() && r.netns.as_deref() == Some(survivor_ns.as_str())
+        })
+        .expect("the survivor's first request that moves the IP");
     let since = |r: &cloudha_tests::fakecloud::RecordedRequest| {
         r.at.duration_since(wall).unwrap_or_default()
     };
-    let switched = s
-        .net
-        .switches()
-        .into_iter()
-        .find(|w| w.at > at && w.to == Some(other))
-        .expect("the router switched to the survivor");
+    // The path reaches the survivor (on Exoscale, first shared with the dead node until its
+    // detach: `reached`), then the survivor alone (`switched`).
+    let switches = s.net.switches();
+    let reached = switches
+        .iter()
+        .find(|w| w.at > at && w.to.contains(&other))
+        .expect("the router switched to the survivor")
+        .clone();
+    let switched = switches
+        .iter()
+        .find(|w| w.at > at && w.to == [other])
+        .expect("the router switched to the survivor alone")
+        .clone();
     let first_ok = o.first_after.as_ref().expect("an answer after the crash").0;
     let exec = s
         .cluster
@@ -141,13 +173,31 @@ fn what_the_clients_see_through_reload_kill_standby_and_crash() {
             op.resource == "fip" && op.task == "start" && op.node == s.cluster.node(other).name
         })
         .map(|op| op.exec_ms);
+    // Detection: the survivor's Pacemaker hears from corosync that the node is lost.
+    let dead = s.cluster.node(active).name.clone();
+    let lost = s
+        .cluster
+        .node(other)
+        .logged_at(&format!("Node {dead} state is now lost"), wall)
+        .and_then(|t| t.duration_since(wall).ok());
+    let ms = |d: Option<Duration>| d.map_or_else(|| "?".into(), |d| d.as_millis().to_string());
     let line = format!(
-        "| crash breakdown | detection + scheduling, until the survivor's floatip asks the API: {} ms; floatip until its assign request: {} ms; API action until the fake's holder changed: {} ms; the path switched in {} ms; first answer after that: {} ms (floatip's start took {} ms, Pacemaker says) | | | |",
-        since(first_call).as_millis(),
+        "| crash breakdown | detection (the survivor's Pacemaker hears {dead} is lost): {} ms; scheduling until the survivor's floatip asks the API: {} ms; floatip until its first {} that moves the IP: {} ms; API until the fake's holders changed: {} ms{}; the path switched in {} ms; first answer after that: {} ms (floatip's start took {} ms, Pacemaker says) | | | |",
+        ms(lost),
+        ms(lost.map(|l| since(first_call).saturating_sub(l))),
+        kind.write_method(),
         since(assign).saturating_sub(since(first_call)).as_millis(),
-        switched.at.duration_since(at).saturating_sub(since(assign)).as_millis(),
-        switched.done.duration_since(switched.at).as_millis(),
-        first_ok.saturating_duration_since(switched.done).as_millis(),
+        reached.at.duration_since(at).saturating_sub(since(assign)).as_millis(),
+        if reached.at == switched.at {
+            String::new()
+        } else {
+            format!(
+                " (shared with the dead node for {} ms more, until its detach)",
+                switched.at.duration_since(reached.at).as_millis()
+            )
+        },
+        reached.done.duration_since(reached.at).as_millis(),
+        first_ok.saturating_duration_since(reached.done).as_millis(),
         exec.map(|e| e.to_string()).unwrap_or_else(|| "?".into()),
     );
     eprintln!("{line}");

@@ -130,8 +130,10 @@ fn main() -> Result<()> {
         o.nodes.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
     );
     net.follow(move || {
-        let h = holder(&admin, ip)?;
-        ids.iter().position(|d| *d == h)
+        holder(&admin, ip)
+            .and_then(|h| ids.iter().position(|d| *d == h))
+            .into_iter()
+            .collect()
     });
     // The client starts once the router has set the IP's path (else its first requests would go
     // nowhere, a failure no cloud would show).
