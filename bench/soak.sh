@@ -26,12 +26,15 @@ out=bench/results-soak.md
 bench_build # the agents as they ship, in target/release, where the release test looks for them
 work=$(mktemp -d /tmp/cloudha-soak-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# The test's whole output (the cluster's diagnostics when it fails) outlives the run.
+log=/tmp/cloudha-soak-$(date +%Y%m%d-%H%M%S).log
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 rc=0
 CLOUDHA_SOAK_MINUTES=$minutes CLOUDHA_SOAK_SEED=$seed CLOUDHA_SOAK_REPORT="$work/report.md" \
-    cargo test -q --release --locked -p cloudha-tests --test cluster_soak -- --include-ignored --nocapture \
-    > "$work/log" 2>&1 || rc=$?
-[ -s "$work/report.md" ] || { tail -60 "$work/log" >&2; exit 1; }
+    cargo test -q --release --locked -p cloudha-tests --test cluster_soak -- --nocapture \
+    > "$log" 2>&1 || rc=$?
+echo "the test's output: $log" >&2
+[ -s "$work/report.md" ] || { tail -60 "$log" >&2; exit 1; }
 {
     echo "## A soak with faults (bench/soak.sh --minutes $minutes)"
     echo
