@@ -67,20 +67,33 @@ fn parse_info(answer: &str, worker: u32) -> Result<u64, String> {
         .ok_or_else(|| format!("worker {worker}'s show info has no CumConns"))
 }
 
+/// Why the master CLI gave no answer, in words (a read that timed out says EAGAIN).
+fn cli_error(socket: &Path, e: &std::io::Error) -> String {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    match e.kind() {
+        WouldBlock | TimedOut => format!(
+            "master CLI {} gave no answer within {} ms",
+            socket.display(),
+            PER_ASK.as_millis()
+        ),
+        _ => format!("master CLI {}: {e}", socket.display()),
+    }
+}
+
 fn cum_conns(socket: &Path, worker: u32, deadline: &Deadline) -> Result<u64, String> {
     let answer = master::ask_once(
         socket,
         &format!("@!{worker} show info"),
         &deadline.sooner(PER_ASK),
     )
-    .map_err(|e| format!("master CLI {}: {e}", socket.display()))?;
+    .map_err(|e| cli_error(socket, &e))?;
     parse_info(&answer, worker)
 }
 
 /// The serving worker of `master`, and its `CumConns`: one try each, no retry.
 fn first_reading(socket: &Path, master: u32, deadline: &Deadline) -> Result<(u32, u64), String> {
     let answer = master::ask_once(socket, "show proc", &deadline.sooner(PER_ASK))
-        .map_err(|e| format!("master CLI {}: {e}", socket.display()))?;
+        .map_err(|e| cli_error(socket, &e))?;
     let list = ProcList::parse(&answer);
     if list.master.as_ref().map(|m| m.pid) != Some(master) {
         return Err(format!(

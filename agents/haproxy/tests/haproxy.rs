@@ -561,6 +561,31 @@ fn stop_without_new_connections_is_not_held_for_stop_grace() {
 }
 
 #[test]
+fn a_worker_that_does_not_answer_gets_no_grace() {
+    let b = Backend::start();
+    let fe = free_port();
+    let mut lb = Lb::new("hung", &config(fe, &[b.port]));
+    lb.set("OCF_RESKEY_stop_grace", "30");
+    lb.set("OCF_RESKEY_drain_time", "1");
+    lb.run("start").expect(0, "start");
+    // A stopped worker: the master answers `show proc`, never the worker's `show info`.
+    let worker = nix::unistd::Pid::from_raw(lb.worker_pid() as i32);
+    nix::sys::signal::kill(worker, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let r = lb.run("stop");
+    r.expect(0, "stop of a hung worker");
+    assert!(
+        r.stderr.contains("no grace before the soft stop")
+            && r.stderr.contains("gave no answer within 500 ms"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("new connection(s)"), "{}", r.stderr);
+    // No grace (30 s), only the drain (1 s) and the terminate (SIGTERM, 1 s, SIGKILL).
+    assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+}
+
+#[test]
 fn stop_grace_bounds_a_stop_while_connections_never_stop() {
     let b = Backend::start();
     let fe = free_port();
