@@ -164,6 +164,10 @@ pub fn keep_accepting(
         Ok(()) => log.info(format_args!(
             "accepted {accepted} new connection(s) during the grace of {took} ms, quiet since {quiet} ms"
         )),
+        Err(RetryError::GaveUp { .. }) if accepted == 0 => log.info(format_args!(
+            "no new connections during the grace of {took} ms (bound {} ms): stopping listening now",
+            bound.as_millis()
+        )),
         Err(RetryError::GaveUp { .. }) => log.info(format_args!(
             "accepted {accepted} new connection(s) during the grace of {took} ms (bound {} ms), the last {quiet} ms ago: stopping listening now",
             bound.as_millis()

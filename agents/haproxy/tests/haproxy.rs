@@ -604,6 +604,31 @@ fn stop_grace_bounds_a_stop_while_connections_never_stop() {
     assert!(stop.stderr.contains("(bound 2000 ms)"), "{}", stop.stderr);
     assert!(ok > 10, "only {ok} requests");
     assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+
+    // A stop_grace longer than the stop timeout allows: the grace takes at most half of what the
+    // budget (3.6 s of 4 s) leaves after the reserve to terminate (0.9 s), and the stop returns
+    // within its timeout.
+    lb.run("start").expect(0, "start again");
+    let client = arriving(fe);
+    let stop = lb.run_with(
+        "stop",
+        &[
+            ("OCF_RESKEY_stop_grace", "30"),
+            ("OCF_RESKEY_CRM_meta_timeout", "4000"),
+        ],
+    );
+    client.finish();
+    stop.expect(0, "stop with a short timeout");
+    let bound: u64 = stop
+        .stderr
+        .split("(bound ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms)").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bound in: {}", stop.stderr));
+    assert!((1000..=1350).contains(&bound), "{}", stop.stderr);
+    assert!(stop.took < Duration::from_secs(4), "took {:?}", stop.took);
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
 }
 
 #[test]
