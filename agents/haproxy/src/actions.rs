@@ -3,8 +3,8 @@
 use crate::master::{self, ProcList};
 use crate::process::{self, Identity};
 use crate::record::Started;
-use crate::settings::{default_drain, instance_state, Settings};
-use crate::{check, launch, SPEC};
+use crate::settings::{default_drain, default_grace, instance_state, Settings};
+use crate::{check, grace, launch, SPEC};
 use cloudha_common::{
     http, Agent, AgentSpec, Attempt, Context, Deadline, InstanceState, Logger, OcfError, OcfResult,
     Retry, RetryError, Status,
@@ -106,13 +106,24 @@ impl Agent for Haproxy {
 
     fn stop(&self, ctx: &Context) -> OcfResult<Status> {
         let state = instance_state(ctx);
-        // Stop works with whatever parameters arrive; a bad drain_time drains for the default.
+        // Stop works with whatever parameters arrive; a bad drain_time drains for the default,
+        // a bad stop_grace keeps accepting for the default.
         let settings = Settings::from(ctx);
         let drain = settings
             .as_ref()
             .map_or_else(|_| default_drain(), |s| s.drain);
         if let Some((lock, started)) = state.hold::<Started>(&ctx.deadline, &ctx.log)? {
             let master = started.master();
+            let grace = settings
+                .as_ref()
+                .map_or_else(|_| default_grace(), |s| s.grace);
+            grace::keep_accepting(
+                &started.identity.socket,
+                master,
+                grace,
+                &ctx.deadline,
+                &ctx.log,
+            );
             process::drain_and_terminate(
                 &started.identity,
                 master,

@@ -8,6 +8,7 @@
 
 mod actions;
 mod check;
+mod grace;
 mod holder;
 mod launch;
 mod master;
@@ -50,6 +51,11 @@ static DRAIN_TIME: Param<Seconds> = Param::new("drain_time")
     .short("seconds open connections may take to finish on stop")
     .long("On stop HAProxy stops listening and lets open connections finish for at most this many seconds, never beyond the stop timeout (a few seconds are kept to terminate what is left); then the remaining processes are terminated and killed.");
 
+static STOP_GRACE: Param<Seconds> = Param::new("stop_grace")
+    .default("5")
+    .short("seconds a stop keeps accepting while new connections still arrive")
+    .long("On stop, before it stops listening, HAProxy keeps accepting while new connections still arrive (the floating IP may still point at this node while it moves to another): the drain begins once none arrived for 300 ms, or after at most this many seconds, and never takes more than half of what the stop timeout leaves. 0: stop listening at once. Skipped when the master CLI does not answer.");
+
 static CHECK_URL: Param<HttpUrl> = Param::new("check_url")
     .short("URL fetched by the depth-20 monitor")
     .long("An http:// URL served through this HAProxy (for example http://127.0.0.1/health). The depth-20 monitor fails unless it answers with a 2xx or 3xx status. Empty: no request is made.");
@@ -63,9 +69,9 @@ the agent, and watches it: depth 0 checks that this instance's master process is
 HAProxy running this configuration; depth 10 that the master CLI answers and a worker runs \
 (degraded while the last reload has failed and the previous worker serves); depth 20 that every frontend is open, every backend has a server up \
 (degraded otherwise) and check_url answers. reload checks the configuration and reloads through \
-the master; stop drains connections (SIGUSR1) within drain_time and the stop timeout, then \
-terminates. A HAProxy that this agent did not start is never touched. Parameters conffile, \
-binpath and extraconf of the older shell agent are accepted as aliases.",
+the master; stop keeps accepting while new connections still arrive (at most stop_grace), then \
+drains connections (SIGUSR1) within drain_time and the stop timeout, then terminates. A \
+HAProxy that this agent did not start is never touched. Parameters conffile, binpath and extraconf of the older shell agent are accepted as aliases.",
     params: &[
         &CONFIG.spec,
         &BINARY.spec,
@@ -74,6 +80,7 @@ binpath and extraconf of the older shell agent are accepted as aliases.",
         &MASTER_SOCKET.spec,
         &DRAIN_TIME.spec,
         &CHECK_URL.spec,
+        &STOP_GRACE.spec,
     ],
     actions: &[
         ActionSpec::new("start", 60),

@@ -154,6 +154,11 @@ pub fn terminate(identity: &Identity, deadline: &Deadline) -> bool {
     wait_gone(identity, deadline)
 }
 
+/// What a stop keeps, of `remaining`, to terminate and kill after the drain.
+pub fn terminate_reserve(remaining: Duration) -> Duration {
+    TERMINATE_RESERVE.min(remaining / 4)
+}
+
 /// Stop every process of `identity`: drain for at most `drain` (cut to what the deadline leaves
 /// after a reserve to terminate), then terminate. `master`, when known, passes the soft stop to
 /// its workers; old workers of earlier reloads get it directly. Files are the caller's.
@@ -169,8 +174,7 @@ pub fn drain_and_terminate(
         return Ok(());
     }
     let remaining = deadline.remaining();
-    let reserve = TERMINATE_RESERVE.min(remaining / 4);
-    let drain = drain.min(remaining.saturating_sub(reserve));
+    let drain = drain.min(remaining.saturating_sub(terminate_reserve(remaining)));
     if !drain.is_zero() {
         // Soft stop: listeners close, open connections finish.
         log.info(format_args!(

@@ -2,7 +2,9 @@
 //! here is wrong on every node: 6, naming the parameter as the user wrote it.
 
 use crate::process::Identity;
-use crate::{words, BINARY, CHECK_URL, CONFIG, DRAIN_TIME, EXTRA_ARGS, MASTER_SOCKET, PIDFILE};
+use crate::{
+    words, BINARY, CHECK_URL, CONFIG, DRAIN_TIME, EXTRA_ARGS, MASTER_SOCKET, PIDFILE, STOP_GRACE,
+};
 use cloudha_common::params::shown;
 use cloudha_common::{Context, HttpUrl, InstanceState, OcfCode, OcfResult};
 use std::path::PathBuf;
@@ -19,6 +21,8 @@ pub struct Settings {
     pub pidfile: PathBuf,
     pub socket: PathBuf,
     pub drain: Duration,
+    /// How long a stop may keep accepting while new connections arrive.
+    pub grace: Duration,
     pub check_url: Option<HttpUrl>,
 }
 
@@ -70,6 +74,7 @@ impl Settings {
             });
         }
         let drain = params.need(&DRAIN_TIME)?.0;
+        let grace = params.need(&STOP_GRACE)?.0;
         let check_url = params.read(&CHECK_URL)?;
         if check_url.as_ref().is_some_and(HttpUrl::is_https) {
             return Err(params.invalid(&CHECK_URL, "is https; only http:// URLs are checked"));
@@ -81,6 +86,7 @@ impl Settings {
             pidfile,
             socket,
             drain,
+            grace,
             check_url,
         })
     }
@@ -98,7 +104,16 @@ impl Settings {
 
 /// How long a stop drains when its parameters cannot be read: the declared default.
 pub fn default_drain() -> Duration {
-    DRAIN_TIME
+    declared(&DRAIN_TIME)
+}
+
+/// How long a stop keeps accepting when its parameters cannot be read: the declared default.
+pub fn default_grace() -> Duration {
+    declared(&STOP_GRACE)
+}
+
+fn declared(param: &cloudha_common::Param<cloudha_common::Seconds>) -> Duration {
+    param
         .spec
         .default
         .and_then(|d| <cloudha_common::Seconds as cloudha_common::ParamValue>::parse(d).ok())
@@ -141,6 +156,8 @@ mod tests {
         assert_eq!(s.socket, PathBuf::from("/run/ra/cloudha/haproxy-lb.sock"));
         assert_eq!(s.drain, Duration::from_secs(30));
         assert_eq!(default_drain(), Duration::from_secs(30));
+        assert_eq!(s.grace, Duration::from_secs(5));
+        assert_eq!(default_grace(), Duration::from_secs(5));
         assert!(s.extra_args.is_empty() && s.check_url.is_none());
     }
 
@@ -161,6 +178,14 @@ mod tests {
         );
         let (_, r) = reason(&[("OCF_RESKEY_drain_time", "-5")]);
         assert!(r.starts_with("parameter 'drain_time': '-5' is not"), "{r}");
+        for bad in ["-1", "abc"] {
+            let (code, r) = reason(&[("OCF_RESKEY_stop_grace", bad)]);
+            assert_eq!(code, OcfCode::ErrConfigured);
+            let want = format!("parameter 'stop_grace': '{bad}' is not");
+            assert!(r.starts_with(&want), "{r}");
+        }
+        let s = Settings::from(&ctx(&[("OCF_RESKEY_stop_grace", "0")])).unwrap();
+        assert_eq!(s.grace, Duration::ZERO);
         let (_, r) = reason(&[("OCF_RESKEY_check_url", "https://127.0.0.1/")]);
         assert!(r.starts_with("parameter 'check_url'") && r.contains("https"));
         let long = format!("/{}", "s".repeat(107));

@@ -210,6 +210,13 @@ fn parameters_wrong_everywhere_are_6_naming_the_parameter_as_written() {
         run(&[("OCF_RESKEY_drain_time", "-5")])
             .expect(6, "a negative drain_time")
             .reason(starts_with("parameter 'drain_time': '-5'"));
+        for bad in ["-1", "abc"] {
+            run(&[("OCF_RESKEY_stop_grace", bad)])
+                .expect(6, "a stop_grace that is not a whole number of seconds")
+                .reason(starts_with(
+                    format!("parameter 'stop_grace': '{bad}' is not").as_str(),
+                ));
+        }
         run(&[("OCF_RESKEY_check_url", "https://127.0.0.1/health")])
             .expect(6, "an https check_url")
             .reason(starts_with("parameter 'check_url':").and(contains("https")));
@@ -427,6 +434,201 @@ fn stop_returns_within_its_deadline_when_requests_outlast_the_drain() {
         slow.join().expect("client").is_err(),
         "the long request cannot have finished"
     );
+}
+
+/// Clients making new connections, each every ~20 ms, as clients of a floating IP that still
+/// points at this node do while the IP moves away. Two of them, so that one stalled by a busy
+/// machine for longer than the quiet window does not look like the end of the arrivals.
+fn arriving(fe: u16) -> Load {
+    let load = Load::paced(fe, 2, Duration::from_millis(20));
+    assert!(
+        eventually(Duration::from_secs(5), || load.ok() > 5),
+        "the client never got through"
+    );
+    load
+}
+
+#[test]
+fn stop_keeps_accepting_while_new_connections_arrive() {
+    let b = Backend::start();
+    let fe = free_port();
+    let mut lb = Lb::new("grace", &config(fe, &[b.port]));
+    lb.set("OCF_RESKEY_stop_grace", "3");
+    lb.set("OCF_RESKEY_drain_time", "5");
+    lb.run("start").expect(0, "start");
+    let client = arriving(fe);
+    let (stop, during, failures) = std::thread::scope(|s| {
+        let before = client.ok();
+        let stop = s.spawn(|| lb.run("stop"));
+        std::thread::sleep(Duration::from_secs(1));
+        let (ok, failures) = client.finish();
+        (stop.join().expect("stop"), ok - before, failures)
+    });
+    stop.expect(0, "stop");
+    assert!(
+        failures.is_empty(),
+        "connections failed while the stop's grace should accept them: {:?}",
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        stop.took >= Duration::from_secs(1),
+        "the stop did not wait for the client ({:?})",
+        stop.took
+    );
+    assert!(
+        stop.stderr.contains("new connection(s) during the grace")
+            && stop.stderr.contains("quiet since"),
+        "{}",
+        stop.stderr
+    );
+    assert!(!stop.stderr.contains("WARN"), "{}", stop.stderr);
+    assert!(during > 10, "only {during} requests while the stop ran");
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+    assert!(get(fe, "/", Duration::from_secs(2)).is_err());
+}
+
+#[test]
+fn stop_grace_0_closes_the_listeners_at_once() {
+    let b = Backend::start();
+    let fe = free_port();
+    let mut lb = Lb::new("at-once", &config(fe, &[b.port]));
+    lb.set("OCF_RESKEY_stop_grace", "0");
+    lb.set("OCF_RESKEY_drain_time", "10");
+    lb.run("start").expect(0, "start");
+    // An open request keeps HAProxy draining for a while after the listeners close.
+    let slow = std::thread::spawn(move || get(fe, "/slow/2500", Duration::from_secs(15)));
+    let client = arriving(fe);
+    let stop = std::thread::scope(|s| {
+        let stop = s.spawn(|| lb.run("stop"));
+        assert!(
+            eventually(Duration::from_secs(2), || !client.failures().is_empty()),
+            "no connection was refused while HAProxy drained"
+        );
+        stop.join().expect("stop")
+    });
+    let (_, failures) = client.finish();
+    stop.expect(0, "stop");
+    assert!(
+        failures[0].contains("refused"),
+        "not a refusal: {:?}",
+        failures[0]
+    );
+    assert!(
+        slow.join().expect("slow client").is_ok(),
+        "the open request was cut"
+    );
+    assert!(!stop.stderr.contains("grace"), "{}", stop.stderr);
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+}
+
+#[test]
+fn stop_without_new_connections_is_not_held_for_stop_grace() {
+    let b = Backend::start();
+    let fe = free_port();
+    let mut lb = Lb::new("quiet", &config(fe, &[b.port]));
+    lb.set("OCF_RESKEY_CRM_meta_timeout", "60000");
+    lb.run("start").expect(0, "start");
+    assert!(get(fe, "/", Duration::from_secs(5)).is_ok());
+    let r = lb.run_with("stop", &[("OCF_RESKEY_stop_grace", "30")]);
+    r.expect(0, "stop");
+    assert!(
+        r.took < Duration::from_secs(3),
+        "a stop with no new connections took {:?}",
+        r.took
+    );
+    assert!(r.stderr.contains("no new connections"), "{}", r.stderr);
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+
+    // A bad stop_grace does not keep a stop from working: the default grace applies.
+    lb.run("start").expect(0, "start again");
+    let r = lb.run_with("stop", &[("OCF_RESKEY_stop_grace", "abc")]);
+    r.expect(0, "stop with a bad stop_grace");
+    assert!(r.stderr.contains("no new connections"), "{}", r.stderr);
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+
+    // A dead HAProxy (the worker killed takes its master down): no grace, no wait.
+    lb.run("start").expect(0, "start a third time");
+    kill9(lb.worker_pid());
+    assert!(eventually(Duration::from_secs(5), || lb.monitor(0).code == 1));
+    let r = lb.run_with("stop", &[("OCF_RESKEY_stop_grace", "30")]);
+    r.expect(0, "stop of a failed instance");
+    assert!(
+        r.took < Duration::from_secs(3),
+        "the stop of a dead HAProxy took {:?}",
+        r.took
+    );
+    assert!(r.stderr.contains("no grace"), "{}", r.stderr);
+}
+
+#[test]
+fn a_worker_that_does_not_answer_gets_no_grace() {
+    let b = Backend::start();
+    let fe = free_port();
+    let mut lb = Lb::new("hung", &config(fe, &[b.port]));
+    lb.set("OCF_RESKEY_stop_grace", "30");
+    lb.set("OCF_RESKEY_drain_time", "1");
+    lb.run("start").expect(0, "start");
+    // A stopped worker: the master answers `show proc`, never the worker's `show info`.
+    let worker = nix::unistd::Pid::from_raw(lb.worker_pid() as i32);
+    nix::sys::signal::kill(worker, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let r = lb.run("stop");
+    r.expect(0, "stop of a hung worker");
+    assert!(
+        r.stderr.contains("no grace before the soft stop")
+            && r.stderr.contains("gave no answer within 500 ms"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("new connection(s)"), "{}", r.stderr);
+    // No grace (30 s), only the drain (1 s) and the terminate (SIGTERM, 1 s, SIGKILL).
+    assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+}
+
+#[test]
+fn stop_grace_bounds_a_stop_while_connections_never_stop() {
+    let b = Backend::start();
+    let fe = free_port();
+    let mut lb = Lb::new("endless", &config(fe, &[b.port]));
+    lb.set("OCF_RESKEY_stop_grace", "2");
+    lb.run("start").expect(0, "start");
+    let client = arriving(fe);
+    let stop = lb.run("stop");
+    let (ok, _) = client.finish();
+    stop.expect(0, "stop");
+    assert!(
+        stop.took >= Duration::from_millis(1500) && stop.took < Duration::from_secs(10),
+        "a stop with stop_grace=2 under endless arrivals took {:?}",
+        stop.took
+    );
+    assert!(stop.stderr.contains("(bound 2000 ms)"), "{}", stop.stderr);
+    assert!(ok > 10, "only {ok} requests");
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
+
+    // A stop_grace longer than the stop timeout allows: the grace takes at most half of what the
+    // budget (3.6 s of 4 s) leaves after the reserve to terminate (0.9 s), and the stop returns
+    // within its timeout.
+    lb.run("start").expect(0, "start again");
+    let client = arriving(fe);
+    let stop = lb.run_with(
+        "stop",
+        &[
+            ("OCF_RESKEY_stop_grace", "30"),
+            ("OCF_RESKEY_CRM_meta_timeout", "4000"),
+        ],
+    );
+    client.finish();
+    stop.expect(0, "stop with a short timeout");
+    let bound: u64 = stop
+        .stderr
+        .split("(bound ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms)").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bound in: {}", stop.stderr));
+    assert!((1000..=1350).contains(&bound), "{}", stop.stderr);
+    assert!(stop.took < Duration::from_secs(4), "took {:?}", stop.took);
+    assert!(lb.processes().is_empty(), "left: {:?}", lb.processes());
 }
 
 #[test]

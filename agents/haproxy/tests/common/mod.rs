@@ -127,6 +127,11 @@ pub struct Load {
 
 impl Load {
     pub fn start(port: u16, threads: usize) -> Load {
+        Load::paced(port, threads, Duration::from_millis(2))
+    }
+
+    /// `threads` clients, each making a new connection (one request) every `pause` or so.
+    pub fn paced(port: u16, threads: usize, pause: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
@@ -141,7 +146,7 @@ impl Load {
                             }
                             Err(e) => failures.lock().expect("lock").push(e),
                         }
-                        std::thread::sleep(Duration::from_millis(2));
+                        std::thread::sleep(pause);
                     }
                 })
             })
@@ -156,6 +161,11 @@ impl Load {
 
     pub fn ok(&self) -> u64 {
         self.ok.load(Ordering::SeqCst)
+    }
+
+    /// The failures so far.
+    pub fn failures(&self) -> Vec<String> {
+        self.failures.lock().expect("lock").clone()
     }
 
     /// Stop the clients; (successful requests, failures).
