@@ -4,7 +4,9 @@
 //! per cloud under `power/`, on the same transport and faults as `provider`.
 
 pub mod digitalocean;
+pub mod exoscale;
 pub mod hetzner;
+pub mod vultr;
 
 use crate::provider::{ActionId, ActionState, Endpoints, Fault, ProviderKind, ServerId};
 use cloudha_common::{Deadline, Secret};
@@ -104,8 +106,11 @@ pub fn connect(
             endpoints, token,
         )?)),
         "hetzner" => Ok(Box::new(hetzner::HetznerPower::new(endpoints, token)?)),
+        "vultr" => Ok(Box::new(vultr::VultrPower::new(endpoints, token)?)),
+        // The token is the secret of the API key (`endpoints.api_key`) that signs requests.
+        "exoscale" => Ok(Box::new(exoscale::ExoscalePower::new(endpoints, token)?)),
         other => Err(format!(
-            "fencing through the {other} API is not supported yet (supported: digitalocean, hetzner)"
+            "fencing through the {other} API is not supported yet (supported: digitalocean, hetzner, vultr, exoscale)"
         )),
     }
 }

@@ -245,7 +245,7 @@ impl Exoscale {
 
     /// The signed API client: of the configured URL, else of this instance's zone (one
     /// metadata read, once).
-    fn api(&self, deadline: &Deadline) -> Result<&ApiClient, Fault> {
+    pub(crate) fn api(&self, deadline: &Deadline) -> Result<&ApiClient, Fault> {
         if let Some(api) = self.api.get() {
             return Ok(api);
         }
