@@ -16,8 +16,11 @@ const KEY: &str = "EXO0123456789abcdef01234567";
 const SECRET: &str = "power-secret-0123456789";
 const TOKEN: &str = "vultr-power-token";
 
-/// The hook's record of each change, and the fake.
-fn fake(start: fn() -> FakeCloud) -> (FakeCloud, Arc<Mutex<Vec<(u64, bool)>>>) {
+/// What the power hook saw: each instance as it went off (false) or on (true).
+type Seen = Arc<Mutex<Vec<(u64, bool)>>>;
+
+/// The fake, with lb1 and lb2, and the hook's record.
+fn fake(start: fn() -> FakeCloud) -> (FakeCloud, Seen) {
     let cloud = start();
     cloud.add_api_key(KEY, SECRET);
     cloud.add_token(TOKEN);

@@ -343,27 +343,6 @@ pub fn metadata(n: u64, req: &Request) -> Response {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_and_uuids_round_trip() {
-        assert_eq!(cursor_start(&cursor(4_700_123)), Some(4_700_123));
-        assert_eq!(
-            paging(&format!(
-                "/v2/reserved-ips?per_page=500&cursor={}",
-                cursor(7).replace('=', "%3D")
-            )),
-            Some((500, Some(7)))
-        );
-        assert_eq!(paging("/v2/reserved-ips?per_page=501"), None);
-        assert_eq!(paging("/v2/reserved-ips?cursor=x"), None);
-        assert_eq!(instance_of_uuid(&instance_uuid(3_160_001)), Some(3_160_001));
-        assert_eq!(instance_of_uuid(&ip_uuid(3_160_001)), None);
-    }
-}
-
 /// An instance as `GET /v2/instances[/{id}]` shows it: `power_status` `running` or `stopped`,
 /// which changes once a halt or start is done (after the power time), not when it is asked.
 fn instance_json(p: &Power, n: u64) -> Option<Value> {
@@ -465,5 +444,26 @@ fn instances(
             error(405, "Method not allowed")
         }
         _ => not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_and_uuids_round_trip() {
+        assert_eq!(cursor_start(&cursor(4_700_123)), Some(4_700_123));
+        assert_eq!(
+            paging(&format!(
+                "/v2/reserved-ips?per_page=500&cursor={}",
+                cursor(7).replace('=', "%3D")
+            )),
+            Some((500, Some(7)))
+        );
+        assert_eq!(paging("/v2/reserved-ips?per_page=501"), None);
+        assert_eq!(paging("/v2/reserved-ips?cursor=x"), None);
+        assert_eq!(instance_of_uuid(&instance_uuid(3_160_001)), Some(3_160_001));
+        assert_eq!(instance_of_uuid(&ip_uuid(3_160_001)), None);
     }
 }
