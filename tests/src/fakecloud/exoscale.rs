@@ -13,7 +13,10 @@
 //!   have several. Operations do not lock the IP (several may run at once), and a detach of an
 //!   instance that does not hold the IP succeeds without a change *(fake's choices: clouds.md
 //!   says neither)*; an unknown instance or IP is 404;
-//! - `GET /v2/instance` and `GET /v2/instance/{id}` show each instance's `elastic-ips`;
+//! - `GET /v2/instance` and `GET /v2/instance/{id}` show each instance's `elastic-ips`, and
+//!   its `state` from the fake's power (`power.rs`): `PUT /v2/instance/{id}:stop|:start|:reboot`
+//!   answer an operation, pending (the instance `stopping` / `starting`) for the power time,
+//!   then `success` (`stopped` / `running`), through the same power hook as the other dialects;
 //! - errors are `{"message": ...}`; a 429 carries `retry_after` (seconds) in its body and no
 //!   rate-limit headers (none are documented); the budget is the fake's default, per key
 //!   *(fake's choice: Exoscale's limits are not documented)*.

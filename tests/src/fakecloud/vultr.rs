@@ -20,6 +20,8 @@
 //!   a 204 that the platform then drops would;
 //! - errors are `{"error": "...", "status": N}` *(fake's choice: clouds.md leaves the shape
 //!   unconfirmed, an optional `error` field)*; an unknown instance in an attach is 400;
+//! - instances' power (`GET /v2/instances[/{id}]`, `POST /v2/instances/{id}/halt|start`), on
+//!   the fake's power (`power.rs`, its hook included): see [`instances`];
 //! - the rate limit is 30 requests a second per source address; a 429 carries no rate-limit
 //!   header (none is documented).
 
