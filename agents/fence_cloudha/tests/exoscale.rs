@@ -171,5 +171,14 @@ fn retries_503s_then_fails_on_a_refused_key_and_on_timeout() {
     );
     let (code, _, err) = fence(&cloud, &md, &["action=validate-all", "api_key="]);
     assert_eq!(code, 1);
-    assert!(err.contains("api_key"), "{err}");
+    assert!(
+        err.contains("parameter 'api_key' is required but not set"),
+        "{err}"
+    );
+    let (code, _, err) = fence(&cloud, &md, &["action=validate-all", "zone=Bad_Zone"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("parameter 'zone': 'Bad_Zone' is not an Exoscale zone's name"),
+        "{err}"
+    );
 }
