@@ -93,6 +93,12 @@ pub trait Power {
     fn going_down(&self, id: &ServerId, deadline: &Deadline) -> Result<Option<String>, Fault>;
     /// One cheap read that proves the token works.
     fn check_token(&self, deadline: &Deadline) -> Result<(), Fault>;
+    /// Whether the agent may poll every 50 ms at first (up to 20 requests a second). False
+    /// where the API's limit per second is close to that (Vultr: 30 a second per source
+    /// address, shared with floatip on the same node).
+    fn fast_polling(&self) -> bool {
+        true
+    }
 }
 
 /// The power side of `kind`, or why it has none yet.

@@ -351,10 +351,15 @@ impl Fence<'_> {
             )))
         };
         // The fast phase ends by giving up at its own bound; the slow one goes on to the
-        // action's deadline. A failure for good ends both.
-        let result = match deadline.sooner(FAST_FOR).retry(&FAST, &mut round) {
-            Err(RetryError::GaveUp { .. }) => deadline.retry(&POLL, &mut round),
-            other => other,
+        // action's deadline. A failure for good ends both. A cloud with a low limit per
+        // second (Vultr) has no fast phase.
+        let result = if self.power.fast_polling() {
+            match deadline.sooner(FAST_FOR).retry(&FAST, &mut round) {
+                Err(RetryError::GaveUp { .. }) => deadline.retry(&POLL, &mut round),
+                other => other,
+            }
+        } else {
+            deadline.retry(&POLL, &mut round)
         };
         result.map_err(|e| match e {
             RetryError::GaveUp { last, .. } => format!(

@@ -15,17 +15,24 @@ use crate::provider::{
 };
 use cloudha_common::{Deadline, Secret};
 use serde_json::Value;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 /// The largest page the API gives.
 const PER_PAGE: u32 = 500;
 /// A listing stops there: 50,000 instances.
 const MAX_PAGES: u32 = 100;
+/// A halt with no effect after this long counts as dropped, and is asked again: with no action
+/// object, nothing else would tell. A halt is safe to repeat (a start is not: never repeated).
+const HALT_AGAIN_AFTER: Duration = Duration::from_secs(5);
 
 pub struct VultrPower {
     api: crate::api::ApiClient,
     /// The floating-IP provider: its metadata service (this instance's id) and its check that
     /// an error never quotes the token.
     provider: Vultr,
+    /// When the last halt was answered.
+    halted: Cell<Option<Instant>>,
 }
 
 /// An answer other than 2xx. 401 and 403 with Vultr's error body are the API refusing the
@@ -77,6 +84,7 @@ impl VultrPower {
         Ok(VultrPower {
             api,
             provider: Vultr::new(endpoints, Some(token)),
+            halted: Cell::new(None),
         })
     }
 
@@ -222,13 +230,19 @@ impl Power for VultrPower {
             deadline,
         )?);
         match answer.status {
-            200..=299 => Ok((action, ActionState::InProgress)),
+            200..=299 => {
+                if to == Switch::Off {
+                    self.halted.set(Some(Instant::now()));
+                }
+                Ok((action, ActionState::InProgress))
+            }
             _ => Err(power_fault(&answer, &what)),
         }
     }
 
     /// Done once the instance's `power_status` is what the call asked for; in progress until
-    /// then (the agent's deadline bounds it).
+    /// then (the agent's deadline bounds it), except a halt still without effect after
+    /// `HALT_AGAIN_AFTER`: errored, so that the agent asks again.
     fn action_state(&self, action: &ActionId, deadline: &Deadline) -> Result<ActionState, Fault> {
         let (command, id) = action
             .0
@@ -244,8 +258,15 @@ impl Power for VultrPower {
             }
         };
         let s = self.server(&ServerId(id.to_string()), deadline)?;
+        let dropped = want == PowerState::Off
+            && self
+                .halted
+                .get()
+                .is_some_and(|t| t.elapsed() >= HALT_AGAIN_AFTER);
         Ok(if s.state == want {
             ActionState::Completed
+        } else if dropped && s.state == PowerState::On {
+            ActionState::Errored
         } else {
             ActionState::InProgress
         })
@@ -258,6 +279,11 @@ impl Power for VultrPower {
 
     fn check_token(&self, deadline: &Deadline) -> Result<(), Fault> {
         self.get("/v2/instances?per_page=1", deadline).map(|_| ())
+    }
+
+    /// 30 requests a second per source address (fencing.md §6): no 50 ms polling.
+    fn fast_polling(&self) -> bool {
+        false
     }
 }
 
