@@ -4,7 +4,9 @@
 //! per cloud under `power/`, on the same transport and faults as `provider`.
 
 pub mod digitalocean;
+pub mod exoscale;
 pub mod hetzner;
+pub mod vultr;
 
 use crate::provider::{ActionId, ActionState, Endpoints, Fault, ProviderKind, ServerId};
 use cloudha_common::{Deadline, Secret};
@@ -91,6 +93,12 @@ pub trait Power {
     fn going_down(&self, id: &ServerId, deadline: &Deadline) -> Result<Option<String>, Fault>;
     /// One cheap read that proves the token works.
     fn check_token(&self, deadline: &Deadline) -> Result<(), Fault>;
+    /// Whether the agent may poll every 50 ms at first (up to 20 requests a second). False
+    /// where the API's limit per second is close to that (Vultr: 30 a second per source
+    /// address, shared with floatip on the same node).
+    fn fast_polling(&self) -> bool {
+        true
+    }
 }
 
 /// The power side of `kind`, or why it has none yet.
@@ -104,8 +112,11 @@ pub fn connect(
             endpoints, token,
         )?)),
         "hetzner" => Ok(Box::new(hetzner::HetznerPower::new(endpoints, token)?)),
+        "vultr" => Ok(Box::new(vultr::VultrPower::new(endpoints, token)?)),
+        // The token is the secret of the API key (`endpoints.api_key`) that signs requests.
+        "exoscale" => Ok(Box::new(exoscale::ExoscalePower::new(endpoints, token)?)),
         other => Err(format!(
-            "fencing through the {other} API is not supported yet (supported: digitalocean, hetzner)"
+            "fencing through the {other} API is not supported yet (supported: digitalocean, hetzner, vultr, exoscale)"
         )),
     }
 }

@@ -26,7 +26,8 @@ const USAGE: &str = "Usage: fence_cloudha [-o ACTION] [-n PLUG] [--NAME=VALUE ..
   Without arguments the parameters are read as key=value lines on stdin (as pacemaker-fenced
   sends them). Actions: off, on, reboot (default), status, list, list-status, monitor,
   metadata, validate-all. Options: -o/--action, -n/--plug (a server's name or id), --provider,
-  --api-token-file, --api-url, --metadata-url, --power-timeout, --skip-race-check.
+  --api-token-file, --api-url, --metadata-url, --api-key and --zone (Exoscale),
+  --power-timeout, --skip-race-check.
   The API token is never taken from the command line: use --api-token-file (or api_token= on
   stdin). Exit: 0 done (status: on), 2 status: off, 1 failed.";
 
@@ -350,10 +351,15 @@ impl Fence<'_> {
             )))
         };
         // The fast phase ends by giving up at its own bound; the slow one goes on to the
-        // action's deadline. A failure for good ends both.
-        let result = match deadline.sooner(FAST_FOR).retry(&FAST, &mut round) {
-            Err(RetryError::GaveUp { .. }) => deadline.retry(&POLL, &mut round),
-            other => other,
+        // action's deadline. A failure for good ends both. A cloud with a low limit per
+        // second (Vultr) has no fast phase.
+        let result = if self.power.fast_polling() {
+            match deadline.sooner(FAST_FOR).retry(&FAST, &mut round) {
+                Err(RetryError::GaveUp { .. }) => deadline.retry(&POLL, &mut round),
+                other => other,
+            }
+        } else {
+            deadline.retry(&POLL, &mut round)
         };
         result.map_err(|e| match e {
             RetryError::GaveUp { last, .. } => format!(

@@ -22,12 +22,12 @@ pub static PLUG: Param<String> = Param::new("plug")
     .required()
     .aliases(&["port"])
     .short("The server to fence: its name or id")
-    .long("The cloud server's name (exact, case-insensitive) or numeric id. Pacemaker sends the node name, or its alias from pcmk_host_map.");
+    .long("The cloud server's name (exact, case-insensitive; a Vultr instance's label) or id (a number; a UUID on Vultr and Exoscale). Pacemaker sends the node name, or its alias from pcmk_host_map.");
 
 pub static PROVIDER: Param<ProviderKind> = Param::new("provider")
     .default("digitalocean")
     .short("Cloud provider")
-    .long("The cloud whose API powers the servers. Supported: digitalocean, hetzner.");
+    .long("The cloud whose API powers the servers. Supported: digitalocean, hetzner, vultr, exoscale (exoscale needs api_key, and zone or api_url unless the metadata service tells the zone).");
 
 pub static API_TOKEN: Param<Secret> = Param::new("api_token")
     .aliases(&["do_token"])
@@ -43,6 +43,14 @@ pub static TOKEN: TokenParams = TokenParams {
     token: &API_TOKEN,
     file: &API_TOKEN_FILE,
 };
+
+pub static API_KEY: Param<String> = Param::new("api_key")
+    .short("Exoscale: the API key (EXO...)")
+    .long("provider=exoscale only (required there): the API key whose secret is api_token or api_token_file. Requests are signed with it (EXO2-HMAC-SHA256): the secret never crosses the network.");
+
+pub static ZONE: Param<String> = Param::new("zone")
+    .short("Exoscale: the zone (e.g. ch-gva-2)")
+    .long("provider=exoscale only: the zone of the instances; the API is then https://api-<zone>.exoscale.com. Not set, and no api_url: the metadata service's availability-zone.");
 
 pub static API_URL: Param<HttpUrl> = Param::new("api_url")
     .short("API base URL (default: the provider's)")
@@ -65,14 +73,16 @@ pub static SKIP_RACE_CHECK: Param<bool> = Param::new("skip_race_check")
 pub static SPEC: AgentSpec = AgentSpec {
     name: "fence_cloudha",
     version: env!("CARGO_PKG_VERSION"),
-    shortdesc: "Fence agent for cloud servers through the cloud's API (DigitalOcean, Hetzner Cloud)",
+    shortdesc: "Fence agent for cloud servers through the cloud's API (DigitalOcean, Hetzner Cloud, Vultr, Exoscale)",
     longdesc: "fence_cloudha powers a cloud server off (a hard power-off, the cord pulled) or on through the cloud's API. \
 off returns success only once the API reports the server off; a server already off is success; running out of power_timeout is a failure. \
 reboot is off then on; once off succeeded, a failure to power on is only logged. \
 status answers 0 (on), 2 (off) or 1 (cannot tell); list prints id,name of every server the token sees. \
 monitor proves the token works with one API read. \
 Race safety: off and reboot first check that this node's own server is on and not being powered off; otherwise this node does not fence its peer. \
-API faults (5xx, connection errors, 429 with its retry hint, a pending action) are retried within power_timeout.",
+API faults (5xx, connection errors, 429 with its retry hint, a pending action) are retried within power_timeout. \
+Vultr (halt) and Exoscale (:stop): whether the API's power-off is hard or a graceful shutdown is not documented (UNCONFIRMED); \
+the agent still waits until the API says stopped, and fails when power_timeout runs out.",
     params: &[
         &ACTION.spec,
         &PLUG.spec,
@@ -81,6 +91,8 @@ API faults (5xx, connection errors, 429 with its retry hint, a pending action) a
         &API_TOKEN_FILE.spec,
         &API_URL.spec,
         &METADATA_URL.spec,
+        &API_KEY.spec,
+        &ZONE.spec,
         &POWER_TIMEOUT.spec,
         &SKIP_RACE_CHECK.spec,
     ],

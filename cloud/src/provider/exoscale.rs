@@ -63,9 +63,8 @@ pub fn api_url(zone: &str) -> Result<String, String> {
     if ok {
         Ok(format!("https://api-{zone}.exoscale.com"))
     } else {
-        Err(format!(
-            "'{zone}' is not an Exoscale zone's name (like ch-gva-2)"
-        ))
+        // The caller names the value ("parameter 'zone': '<value>' ..." completes it).
+        Err("is not an Exoscale zone's name (like ch-gva-2)".to_string())
     }
 }
 
@@ -245,7 +244,7 @@ impl Exoscale {
 
     /// The signed API client: of the configured URL, else of this instance's zone (one
     /// metadata read, once).
-    fn api(&self, deadline: &Deadline) -> Result<&ApiClient, Fault> {
+    pub(crate) fn api(&self, deadline: &Deadline) -> Result<&ApiClient, Fault> {
         if let Some(api) = self.api.get() {
             return Ok(api);
         }
@@ -260,7 +259,7 @@ impl Exoscale {
                 let zone = self.metadata_leaf("availability-zone", deadline)?;
                 let url = api_url(&zone).map_err(|why| {
                     Fault::Transient(format!(
-                        "metadata service {}: {why}",
+                        "metadata service {}: '{zone}' {why}",
                         self.metadata.url("availability-zone")
                     ))
                 })?;

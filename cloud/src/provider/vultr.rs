@@ -59,7 +59,7 @@ use super::is_uuid;
 
 /// What an error says: `{"error": "...", "status": N}`, or a `message`. Vultr's error body
 /// shape is unconfirmed (clouds.md): a body without either says nothing.
-fn error_words(body: &Value) -> Option<&str> {
+pub(crate) fn error_words(body: &Value) -> Option<&str> {
     body.get("error")
         .and_then(Value::as_str)
         .or_else(|| body.get("message").and_then(Value::as_str))
@@ -158,7 +158,7 @@ fn parse_ip(r: &Value, asked: IpAddr) -> Option<Option<IpHolding>> {
 
 /// A cursor as a query value: every byte but the unreserved ones percent-encoded (cursors are
 /// opaque, base64 with `=` and `+` among them).
-fn query_value(v: &str) -> String {
+pub(crate) fn query_value(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -214,7 +214,7 @@ impl Vultr {
 
     /// `answer`, its `error` replaced when it quotes the token (some gateways echo the
     /// Authorization header): errors reach exit reasons and logs.
-    fn unquoted(&self, mut answer: Answer) -> Answer {
+    pub(crate) fn unquoted(&self, mut answer: Answer) -> Answer {
         let token = self.token.as_ref().map_or("", |t| t.expose());
         if let Some(e) = answer
             .body

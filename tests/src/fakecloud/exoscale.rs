@@ -13,7 +13,10 @@
 //!   have several. Operations do not lock the IP (several may run at once), and a detach of an
 //!   instance that does not hold the IP succeeds without a change *(fake's choices: clouds.md
 //!   says neither)*; an unknown instance or IP is 404;
-//! - `GET /v2/instance` and `GET /v2/instance/{id}` show each instance's `elastic-ips`;
+//! - `GET /v2/instance` and `GET /v2/instance/{id}` show each instance's `elastic-ips`, and
+//!   its `state` from the fake's power (`power.rs`): `PUT /v2/instance/{id}:stop|:start|:reboot`
+//!   answer an operation, pending (the instance `stopping` / `starting`) for the power time,
+//!   then `success` (`stopped` / `running`), through the same power hook as the other dialects;
 //! - errors are `{"message": ...}`; a 429 carries `retry_after` (seconds) in its body and no
 //!   rate-limit headers (none are documented); the budget is the fake's default, per key
 //!   *(fake's choice: Exoscale's limits are not documented)*.
@@ -30,6 +33,7 @@
 
 use super::faults::FaultKind;
 use super::http::{Request, Response};
+use super::power::{InstancePower, Power};
 use super::state::{ActionKind, ActionRefused, ActionStatus, State};
 use super::Shared;
 use base64::Engine;
@@ -150,8 +154,24 @@ fn zone_ips(st: &State) -> Vec<u64> {
         .collect()
 }
 
-fn instance_json(st: &State, n: u64) -> Option<Value> {
-    st.droplets.get(&n)?;
+/// A power operation's UUID (`:stop`, `:start`, `:reboot`) for the fake's power action `n`.
+fn power_operation_uuid(n: u64) -> String {
+    format!("0be7a710-0000-4000-8001-{n:012x}")
+}
+
+/// An instance's `state` from its power: `stopping` / `starting` while a stop / start runs,
+/// else `running` or `stopped`.
+fn instance_state(power: &InstancePower) -> &'static str {
+    match (power.pending.as_deref(), power.on) {
+        (Some("power_off"), _) => "stopping",
+        (Some("power_on"), _) => "starting",
+        (_, true) => "running",
+        (_, false) => "stopped",
+    }
+}
+
+fn instance_json(st: &State, p: &Power, n: u64) -> Option<Value> {
+    let power = p.instance(n)?;
     let held: Vec<Value> = zone_ips(st)
         .into_iter()
         .filter(|id| {
@@ -163,8 +183,8 @@ fn instance_json(st: &State, n: u64) -> Option<Value> {
         .collect();
     Some(json!({
         "id": instance_uuid(n),
-        "name": format!("instance-{n}"),
-        "state": "running",
+        "name": power.name,
+        "state": instance_state(&power),
         "public-ip": format!("192.0.2.{}", n % 250 + 1),
         "elastic-ips": held,
     }))
@@ -196,6 +216,65 @@ fn operation_json(st: &State, id: u64) -> Option<Value> {
     }))
 }
 
+/// A power operation: `pending` for the power time, then `success` (or `failure`, with an
+/// injected `ActionErrored`); its reference is the instance.
+fn power_operation_json(p: &Power, id: u64) -> Option<Value> {
+    let (n, kind, status) = p.action_of(id)?;
+    let command = match kind.as_str() {
+        "power_off" => "stop-instance",
+        "power_on" => "start-instance",
+        _ => "reboot-instance",
+    };
+    let (state, reason) = match status {
+        "in-progress" => ("pending", Value::Null),
+        "completed" => ("success", Value::Null),
+        _ => ("failure", json!("unknown")),
+    };
+    Some(json!({
+        "id": power_operation_uuid(id),
+        "state": state,
+        "reason": reason,
+        "message": if state == "failure" { json!("operation failed") } else { Value::Null },
+        "reference": {
+            "id": instance_uuid(n),
+            "link": format!("/v2/instance/{}", instance_uuid(n)),
+            "command": command,
+        },
+    }))
+}
+
+/// `PUT /v2/instance/{id}:stop|:start|:reboot` (fencing.md §6): 200 with an operation. Whether
+/// `:stop` is hard or graceful is UNCONFIRMED; here the instance is off once the operation
+/// succeeds. An instance already in the asked state gets an operation that succeeds without a
+/// change, and one with a power operation pending is refused with 409 *(fake's choices: no
+/// source says)*. `:reset` (a re-install) is not offered: 404.
+fn power_switch(
+    shared: &Shared,
+    req: &Request,
+    p: &mut Power,
+    target: &str,
+    now: Instant,
+) -> Response {
+    let (id, command) = target.split_once(':').unwrap_or((target, ""));
+    let Some(n) = instance_of_uuid(id).filter(|n| p.instance(*n).is_some()) else {
+        return not_found("instance");
+    };
+    let kind = match command {
+        "stop" => "power_off",
+        "start" => "power_on",
+        "reboot" => "power_cycle",
+        _ => return not_found("resource"),
+    };
+    if p.instance(n).is_some_and(|i| i.pending.is_some()) {
+        return error(409, "an operation is already in progress on this instance");
+    }
+    let op = p.start_action(shared, n, kind, now, req);
+    match power_operation_json(p, op) {
+        Some(v) => Response::json(200, &v),
+        None => error(500, "internal server error"),
+    }
+}
+
 fn route(shared: &Shared, req: &Request, now: Instant) -> Response {
     let wall = super::clock::unix_secs(SystemTime::now());
     let signed = {
@@ -218,6 +297,9 @@ fn route(shared: &Shared, req: &Request, now: Instant) -> Response {
     let segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let mut st = shared.lock_state();
     st.settle(now);
+    // Lock order: state, then power (then faults).
+    let mut p = shared.lock_power();
+    p.refresh(st.droplets.keys().copied(), now);
     let zone_ip = |st: &State, s: &str| {
         number_of(s, ip_uuid).filter(|id| {
             st.ip_of_id(*id)
@@ -279,22 +361,32 @@ fn route(shared: &Shared, req: &Request, now: Instant) -> Response {
             }
         }
         (["instance"], "GET") => {
-            let list: Vec<Value> = st
-                .droplets
-                .keys()
-                .filter_map(|n| instance_json(&st, *n))
+            let list: Vec<Value> = p
+                .instance_ids()
+                .into_iter()
+                .filter_map(|n| instance_json(&st, &p, n))
                 .collect();
             Response::json(200, &json!({ "instances": list }))
         }
-        (["instance", id], "GET") => match instance_of_uuid(id).and_then(|n| instance_json(&st, n))
-        {
-            Some(v) => Response::json(200, &v),
-            None => not_found("instance"),
-        },
+        (["instance", target], "PUT") if target.contains(':') => {
+            drop(st);
+            power_switch(shared, req, &mut p, target, now)
+        }
+        (["instance", id], "GET") => {
+            match instance_of_uuid(id).and_then(|n| instance_json(&st, &p, n)) {
+                Some(v) => Response::json(200, &v),
+                None => not_found("instance"),
+            }
+        }
         (["operation", id], "GET") => {
             match number_of(id, operation_uuid).and_then(|op| operation_json(&st, op)) {
                 Some(v) => Response::json(200, &v),
-                None => not_found("operation"),
+                None => match number_of(id, power_operation_uuid)
+                    .and_then(|op| power_operation_json(&p, op))
+                {
+                    Some(v) => Response::json(200, &v),
+                    None => not_found("operation"),
+                },
             }
         }
         (

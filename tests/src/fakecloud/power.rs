@@ -609,6 +609,69 @@ pub fn action_hetzner(shared: &Shared, id: &str, now: Instant) -> Option<Value> 
     p.action_json_hetzner(id)
 }
 
+/// What an Exoscale or Vultr instance's power looks like now: its name (the fake's
+/// `instance-<n>` until named) and whether it is on, and the kind of the power action under
+/// way on it, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InstancePower {
+    pub name: String,
+    pub on: bool,
+    pub pending: Option<String>,
+}
+
+impl Power {
+    /// Register the account's instances (on), and settle what is due.
+    pub(crate) fn refresh(&mut self, ids: impl IntoIterator<Item = u64>, now: Instant) {
+        self.know(ids);
+        self.settle(now);
+    }
+
+    /// Every instance with power, by number.
+    pub(crate) fn instance_ids(&self) -> Vec<u64> {
+        self.droplets.keys().copied().collect()
+    }
+
+    pub(crate) fn instance(&self, id: u64) -> Option<InstancePower> {
+        let d = self.droplets.get(&id)?;
+        let name = if d.name == format!("droplet-{id}") {
+            format!("instance-{id}")
+        } else {
+            d.name.clone()
+        };
+        let pending = self
+            .actions
+            .values()
+            .find(|(a, _, _)| a.droplet == id && a.settled.is_none())
+            .map(|(a, _, _)| a.kind.clone());
+        Some(InstancePower {
+            name,
+            on: d.on,
+            pending,
+        })
+    }
+
+    /// A power action (`power_off`, `power_on`, `power_cycle`) on instance `id`, with the
+    /// `ActionErrored` fault drawn as for the other dialects; its number.
+    pub(crate) fn start_action(
+        &mut self,
+        shared: &Shared,
+        id: u64,
+        kind: &str,
+        now: Instant,
+        req: &Request,
+    ) -> u64 {
+        // Lock order: (state,) power, then faults.
+        let errored = shared.lock_faults().on_action();
+        self.add_action(id, kind, now, errored, req)
+    }
+
+    /// One action's instance, kind and status (`in-progress`, `completed`, `errored`).
+    pub(crate) fn action_of(&self, id: u64) -> Option<(u64, String, &'static str)> {
+        let (a, _, _) = self.actions.get(&id)?;
+        Some((a.droplet, a.kind.clone(), a.status))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,11 +20,14 @@
 //!   a 204 that the platform then drops would;
 //! - errors are `{"error": "...", "status": N}` *(fake's choice: clouds.md leaves the shape
 //!   unconfirmed, an optional `error` field)*; an unknown instance in an attach is 400;
+//! - instances' power (`GET /v2/instances[/{id}]`, `POST /v2/instances/{id}/halt|start`), on
+//!   the fake's power (`power.rs`, its hook included): see [`instances`];
 //! - the rate limit is 30 requests a second per source address; a 429 carries no rate-limit
 //!   header (none is documented).
 
 use super::faults::{FaultKind, OTHER_IP, OTHER_IP_ALT};
 use super::http::{Request, Response};
+use super::power::Power;
 use super::state::{ActionKind, ActionRefused, State};
 use super::Shared;
 use base64::Engine;
@@ -292,6 +295,13 @@ fn route(shared: &Shared, req: &Request, now: Instant) -> Response {
                 Err(ActionRefused::NoSuchDroplet(_)) => error(400, "Invalid instance_id."),
             }
         }
+        (["instances", ..], _) => {
+            // Lock order: state, then power (then faults).
+            let mut p = shared.lock_power();
+            p.refresh(st.droplets.keys().copied(), now);
+            drop(st);
+            instances(shared, req, &mut p, &segs, now)
+        }
         (["reserved-ips"] | ["reserved-ips", _] | ["reserved-ips", _, _], _) => {
             error(405, "Method not allowed")
         }
@@ -332,6 +342,110 @@ pub fn metadata(n: u64, req: &Request) -> Response {
             None => Response::text(404, "not found\n"),
         },
         None => Response::text(404, "not found\n"),
+    }
+}
+
+/// An instance as `GET /v2/instances[/{id}]` shows it: `power_status` `running` or `stopped`,
+/// which changes once a halt or start is done (after the power time), not when it is asked.
+fn instance_json(p: &Power, n: u64) -> Option<Value> {
+    let i = p.instance(n)?;
+    Some(json!({
+        "id": instance_uuid(n),
+        "label": i.name,
+        "os": "Debian 12 x64 (bookworm)",
+        "region": REGION,
+        "plan": "vc2-1c-1gb",
+        "main_ip": format!("192.0.2.{}", n % 250 + 1),
+        "status": "active",
+        "power_status": if i.on { "running" } else { "stopped" },
+        "server_status": "ok",
+        "tags": [],
+    }))
+}
+
+/// Vultr's instances' power (fencing.md §6): `GET /v2/instances` (cursor pages, as the
+/// reserved IPs; `label=` filters exactly), `GET /v2/instances/{id}`, and `POST
+/// /v2/instances/{id}/halt|start|reboot` answered 204 at once (204 is UNCONFIRMED: govultr
+/// reads no body), the power changing after the power time. A `start` of a running instance
+/// restarts it (govultr: "if the machine is already running, it will be restarted"). Whether
+/// `halt` is hard is UNCONFIRMED; here the instance is off once it is done. A call while one
+/// runs on the instance is answered 204 and dropped, and a halt of a stopped instance is 204
+/// without a change *(fake's choices: no source says)*.
+fn instances(
+    shared: &Shared,
+    req: &Request,
+    p: &mut Power,
+    segs: &[&str],
+    now: Instant,
+) -> Response {
+    let known = |s: &str| instance_of_uuid(s).filter(|n| p.instance(*n).is_some());
+    match (segs, req.method.as_str()) {
+        (["instances"], "GET") => {
+            let Some((per_page, start)) = paging(&req.target) else {
+                return error(400, "Invalid per_page or cursor");
+            };
+            let label = req
+                .target
+                .split_once('?')
+                .map_or("", |(_, q)| q)
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("label="))
+                .and_then(unescape);
+            let all: Vec<u64> = p
+                .instance_ids()
+                .into_iter()
+                .filter(|n| {
+                    label
+                        .as_ref()
+                        .is_none_or(|l| p.instance(*n).is_some_and(|i| i.name == *l))
+                })
+                .collect();
+            let from = start.map_or(0, |s| all.iter().take_while(|n| **n < s).count());
+            let page: Vec<Value> = all
+                .iter()
+                .skip(from)
+                .take(per_page as usize)
+                .filter_map(|n| instance_json(p, *n))
+                .collect();
+            let next = all
+                .get(from + per_page as usize)
+                .map_or_else(String::new, |n| cursor(*n));
+            let prev = if from == 0 {
+                String::new()
+            } else {
+                all.get(from.saturating_sub(per_page as usize))
+                    .map_or_else(String::new, |n| cursor(*n))
+            };
+            Response::json(
+                200,
+                &json!({"instances": page, "meta": {"total": all.len(), "links": {"next": next, "prev": prev}}}),
+            )
+        }
+        (["instances", id], "GET") => match known(id).and_then(|n| instance_json(p, n)) {
+            Some(v) => Response::json(200, &json!({"instance": v})),
+            None => not_found(),
+        },
+        (["instances", id, command @ ("halt" | "start" | "reboot")], "POST") => {
+            let Some(n) = known(id) else {
+                return not_found();
+            };
+            let Some(i) = p.instance(n) else {
+                return not_found();
+            };
+            let kind = match (*command, i.on) {
+                ("halt", _) => "power_off",
+                ("start", false) => "power_on",
+                _ => "power_cycle", // start of a running instance, reboot
+            };
+            if i.pending.is_none() {
+                p.start_action(shared, n, kind, now, req);
+            }
+            no_content()
+        }
+        (["instances"] | ["instances", _] | ["instances", _, _], _) => {
+            error(405, "Method not allowed")
+        }
+        _ => not_found(),
     }
 }
 
