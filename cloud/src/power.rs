@@ -39,6 +39,29 @@ pub struct Server {
     pub state: PowerState,
 }
 
+/// The one server of `found` whose name is `plug` (any case). The words of the faults are the
+/// cloud's: `noun` ("droplet"), `named` ("named", Vultr's "labelled"), `or_id` ("numbered",
+/// "with the id") and `place` ("account", "project", "zone").
+pub fn the_one_named(
+    found: Vec<Server>,
+    plug: &str,
+    (noun, named, or_id, place): (&str, &str, &str, &str),
+) -> Result<Server, Fault> {
+    let mut matching: Vec<Server> = found
+        .into_iter()
+        .filter(|s| s.name.eq_ignore_ascii_case(plug))
+        .collect();
+    match matching.len() {
+        1 => Ok(matching.remove(0)),
+        0 => Err(Fault::Refused(format!(
+            "no {noun} {named} or {or_id} '{plug}' in this {place}"
+        ))),
+        n => Err(Fault::Refused(format!(
+            "{n} {noun}s are {named} '{plug}': give the {noun} id instead (pcmk_host_map)"
+        ))),
+    }
+}
+
 /// Which way to switch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Switch {

@@ -148,19 +148,8 @@ impl Power for DigitalOceanPower {
         );
         let what = format!("GET {path}");
         let (found, _) = page(&self.get(&path, deadline)?, &what)?;
-        let mut named: Vec<Server> = found
-            .into_iter()
-            .filter(|s| s.name.eq_ignore_ascii_case(plug))
-            .collect();
-        match named.len() {
-            1 => Ok(named.remove(0)),
-            0 => Err(Fault::Refused(format!(
-                "no droplet named or numbered '{plug}' in this account"
-            ))),
-            n => Err(Fault::Refused(format!(
-                "{n} droplets are named '{plug}': give the droplet id instead (pcmk_host_map)"
-            ))),
-        }
+        let words = ("droplet", "named", "numbered", "account");
+        super::the_one_named(found, plug, words)
     }
 
     fn server(&self, id: &ServerId, deadline: &Deadline) -> Result<Server, Fault> {

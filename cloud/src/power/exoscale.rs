@@ -75,20 +75,8 @@ impl Power for ExoscalePower {
             }
         }
         // No name filter is documented: the zone's listing, matched here.
-        let mut named: Vec<Server> = self
-            .list(deadline)?
-            .into_iter()
-            .filter(|s| s.name.eq_ignore_ascii_case(plug))
-            .collect();
-        match named.len() {
-            1 => Ok(named.remove(0)),
-            0 => Err(Fault::Refused(format!(
-                "no instance named or with the id '{plug}' in this zone"
-            ))),
-            n => Err(Fault::Refused(format!(
-                "{n} instances are named '{plug}': give the instance id instead (pcmk_host_map)"
-            ))),
-        }
+        let words = ("instance", "named", "with the id", "zone");
+        super::the_one_named(self.list(deadline)?, plug, words)
     }
 
     fn server(&self, id: &ServerId, deadline: &Deadline) -> Result<Server, Fault> {

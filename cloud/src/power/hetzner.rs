@@ -151,19 +151,8 @@ impl Power for HetznerPower {
             }
         }
         let (found, _) = self.page(&format!("name={}&", query_value(plug)), 1, deadline)?;
-        let mut named: Vec<Server> = found
-            .into_iter()
-            .filter(|s| s.name.eq_ignore_ascii_case(plug))
-            .collect();
-        match named.len() {
-            1 => Ok(named.remove(0)),
-            0 => Err(Fault::Refused(format!(
-                "no server named or numbered '{plug}' in this project"
-            ))),
-            n => Err(Fault::Refused(format!(
-                "{n} servers are named '{plug}': give the server id instead (pcmk_host_map)"
-            ))),
-        }
+        let words = ("server", "named", "numbered", "project");
+        super::the_one_named(found, plug, words)
     }
 
     fn server(&self, id: &ServerId, deadline: &Deadline) -> Result<Server, Fault> {

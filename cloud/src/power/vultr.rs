@@ -166,20 +166,8 @@ impl Power for VultrPower {
             }
         }
         let query = format!("label={}&", query_value(plug));
-        let mut named: Vec<Server> = self
-            .all(&query, deadline)?
-            .into_iter()
-            .filter(|s| s.name.eq_ignore_ascii_case(plug))
-            .collect();
-        match named.len() {
-            1 => Ok(named.remove(0)),
-            0 => Err(Fault::Refused(format!(
-                "no instance labelled or with the id '{plug}' in this account"
-            ))),
-            n => Err(Fault::Refused(format!(
-                "{n} instances are labelled '{plug}': give the instance id instead (pcmk_host_map)"
-            ))),
-        }
+        let words = ("instance", "labelled", "with the id", "account");
+        super::the_one_named(self.all(&query, deadline)?, plug, words)
     }
 
     fn server(&self, id: &ServerId, deadline: &Deadline) -> Result<Server, Fault> {
