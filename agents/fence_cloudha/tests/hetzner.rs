@@ -1,67 +1,26 @@
 //! fence_cloudha with provider=hetzner, run as pacemaker-fenced runs it, against the fake's
 //! Hetzner dialect: off waits for `off`, status, list, the race check, a rejected token, 423.
 
-use cloudha_tests::agent_bin;
+mod common;
+
 use cloudha_tests::fakecloud::FakeCloud;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use common::{kinds, ME, PEER};
 use std::time::Duration;
 
 const TOKEN: &str = "hetzner-fence-token-0123";
-const ME: u64 = 4711;
-const PEER: u64 = 4712;
 
 fn setup() -> (FakeCloud, String) {
     let cloud = FakeCloud::start_hetzner();
     cloud.add_token(TOKEN);
-    let metadata = cloud.add_droplet(ME);
-    cloud.name_droplet(ME, "lb1");
-    cloud.name_droplet(PEER, "lb2");
-    cloud.set_power_time(Duration::from_millis(300));
-    (cloud, metadata)
+    common::setup(cloud)
 }
 
 fn fence(cloud: &FakeCloud, metadata: &str, lines: &[&str]) -> (i32, String, String) {
-    let mut input = format!(
+    let head = format!(
         "provider=hetzner\napi_url={}\nmetadata_url={metadata}\napi_token={TOKEN}\n",
         cloud.api_url()
     );
-    for l in lines {
-        input.push_str(l);
-        input.push('\n');
-    }
-    let mut child = Command::new(agent_bin("fence_cloudha"))
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run fence_cloudha");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
-    let (so, se) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        !so.contains(TOKEN) && !se.contains(TOKEN),
-        "the token was shown"
-    );
-    (out.status.code().unwrap_or(-1), so, se)
-}
-
-fn kinds(cloud: &FakeCloud, id: u64) -> Vec<String> {
-    cloud
-        .power_actions()
-        .into_iter()
-        .filter(|a| a.droplet == id)
-        .map(|a| format!("{} {}", a.kind, a.status))
-        .collect()
+    common::fence(&head, TOKEN, lines)
 }
 
 #[test]

@@ -4,68 +4,27 @@
 //! cursor pages, status, reboot, monitor, 503s retried, a dropped halt asked again, a rejected
 //! token, a timeout; the token never shown.
 
-use cloudha_tests::agent_bin;
+mod common;
+
 use cloudha_tests::fakecloud::vultr::instance_uuid;
 use cloudha_tests::fakecloud::{FakeCloud, Fault, Scope};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use common::{kinds, ME, PEER};
 use std::time::Duration;
 
 const TOKEN: &str = "vultr-fence-token-0123456789";
-const ME: u64 = 4711;
-const PEER: u64 = 4712;
 
 fn setup() -> (FakeCloud, String) {
     let cloud = FakeCloud::start_vultr();
     cloud.add_token(TOKEN);
-    let metadata = cloud.add_droplet(ME);
-    cloud.name_droplet(ME, "lb1");
-    cloud.name_droplet(PEER, "lb2");
-    cloud.set_power_time(Duration::from_millis(300));
-    (cloud, metadata)
+    common::setup(cloud)
 }
 
 fn fence(cloud: &FakeCloud, metadata: &str, lines: &[&str]) -> (i32, String, String) {
-    let mut input = format!(
+    let head = format!(
         "provider=vultr\napi_url={}\nmetadata_url={metadata}\napi_token={TOKEN}\n",
         cloud.api_url()
     );
-    for l in lines {
-        input.push_str(l);
-        input.push('\n');
-    }
-    let mut child = Command::new(agent_bin("fence_cloudha"))
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run fence_cloudha");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
-    let (so, se) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        !so.contains(TOKEN) && !se.contains(TOKEN),
-        "the token was shown"
-    );
-    (out.status.code().unwrap_or(-1), so, se)
-}
-
-fn kinds(cloud: &FakeCloud, id: u64) -> Vec<String> {
-    cloud
-        .power_actions()
-        .into_iter()
-        .filter(|a| a.droplet == id)
-        .map(|a| format!("{} {}", a.kind, a.status))
-        .collect()
+    common::fence(&head, TOKEN, lines)
 }
 
 /// The POSTs the agent made, as `<command>`.
