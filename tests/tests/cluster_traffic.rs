@@ -128,6 +128,8 @@ fn what_the_clients_see(kind: Cloud) {
     // breakdown from the fake's record and the router.
     let active = s.active(None, "before the crash");
     let other = 1 - active;
+    // When the crashed node was the DC, the survivor first elects itself (part of scheduling).
+    let was_dc = s.cluster.status().dc == Some(s.cluster.node(active).name.clone());
     s.cloud.clear_requests();
     let wall = SystemTime::now();
     s.net.power_loss(active);
@@ -182,9 +184,14 @@ fn what_the_clients_see(kind: Cloud) {
         .and_then(|t| t.duration_since(wall).ok());
     let ms = |d: Option<Duration>| d.map_or_else(|| "?".into(), |d| d.as_millis().to_string());
     let line = format!(
-        "| crash breakdown | detection (the survivor's Pacemaker hears {dead} is lost): {} ms; scheduling until the survivor's floatip asks the API: {} ms; floatip until its first {} that moves the IP: {} ms; API until the fake's holders changed: {} ms{}; the path switched in {} ms; first answer after that: {} ms (floatip's start took {} ms, Pacemaker says) | | | |",
+        "| crash breakdown | detection (the survivor's Pacemaker hears {dead} is lost): {} ms; scheduling until the survivor's floatip asks the API: {} ms{}; floatip until its first {} that moves the IP: {} ms; API until the fake's holders changed: {} ms{}; the path switched in {} ms; first answer after that: {} ms (floatip's start took {} ms, Pacemaker says) | | | |",
         ms(lost),
         ms(lost.map(|l| since(first_call).saturating_sub(l))),
+        if was_dc {
+            format!(" ({dead} was the DC: the survivor elected itself first)")
+        } else {
+            String::new()
+        },
         kind.write_method(),
         since(assign).saturating_sub(since(first_call)).as_millis(),
         reached.at.duration_since(at).saturating_sub(since(assign)).as_millis(),
