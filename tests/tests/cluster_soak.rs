@@ -270,13 +270,16 @@ fn soak_with_faults_loses_nothing_outside_failovers() {
                         "reload",
                     ],
                 );
-                // A reload right after a kill finds nothing to reload (7): that is no loss.
+                // A reload after a kill, before Pacemaker has recovered HAProxy, finds it failed
+                // (1, as the monitor says: the recorded master is gone) or, once Pacemaker's stop
+                // has run, not running (7): no loss either way.
                 let code = out.status.code().unwrap_or(-1);
+                let said = String::from_utf8_lossy(&out.stderr).into_owned();
+                let killed_before = code == 1 && said.contains("HAProxy failed: its master");
                 assert!(
-                    code == 0 || code == 7,
-                    "reload on node{}: {code} {}",
-                    node + 1,
-                    String::from_utf8_lossy(&out.stderr)
+                    code == 0 || code == 7 || killed_before,
+                    "reload on node{}: {code} {said}",
+                    node + 1
                 );
                 if code == 0 && node == active {
                     reload_losses.push((at, Instant::now()));
