@@ -270,6 +270,7 @@ ms2() { awk -v v="$1" 'BEGIN { printf "%.2f ms", v }'; }
     echo
     echo "Peak RSS: GNU time's %M, the largest of the agent and the vtysh it ran and reaped (the"
     echo "getrusage maximum covers waited-for children): vtysh's, mostly. The agent's time beyond vtysh's"
-    echo "includes the polling of the child (common/src/child.rs: waits back off to 20 ms)."
+    echo "is its own start and the parsing: it reads vtysh's output until it ends (common/src/child.rs),"
+    echo "no polling of the child (before that change, waits backing off to 20 ms cost 20-27 ms)."
 } >"$out"
 cat "$out"
