@@ -14,12 +14,12 @@
 //! The router follows the fake: a thread reads who holds the IP every [`FOLLOW`] and, when the
 //! holder changes, switches the path in the `wan` namespace, as the platform does when its assign
 //! action completes, never when an agent says so. [`Delivery::ToAnchor`] is DigitalOcean's way
-//! (the reserved IP's packets arrive for the holder's anchor address: a DNAT rule in `wan`);
-//! [`Delivery::ToHost`] is the others' (the packets arrive for the IP itself, which the holder
-//! must carry on a local interface: a route in `wan`). With no holder, the IP's packets go
-//! nowhere (a blackhole route), as on the real platforms; with several (Exoscale, from an
-//! attach until the detach of the old holder) the connections spread over them (a multipath
-//! route hashing on ports).
+//! (the reserved IP's packets arrive for the holder's anchor address: a stateless rewrite in
+//! `wan`, both ways); [`Delivery::ToHost`] is the others' (the packets arrive for the IP itself,
+//! which the holder must carry on a local interface: a route in `wan`). With no holder, the
+//! IP's packets go nowhere (a blackhole route), as on the real platforms; with several
+//! (Exoscale, from an attach until the detach of the old holder) the connections spread over
+//! them (a multipath route hashing on ports).
 //!
 //! The app servers answer `app-N via BALANCER` (BALANCER: the address the request came from, the
 //! balancer's `wan0`) and log each request with the client's address from HAProxy's
@@ -357,14 +357,23 @@ fn route(wan: &str, ip: Ipv4Addr, delivery: &Delivery, to: &[usize]) {
             }
         }
         Delivery::ToAnchor(anchors) => {
-            // A reserved IP has one holder at most.
-            let rule = to
+            // Stateless, per packet, as the platform's own rewriting: a stateful DNAT would keep
+            // each connection tracking entry's old holder for minutes, and a client reusing the
+            // port of a connection that never completed (one sent as the holder crashed) would
+            // reach the old holder long after the switch. A reserved IP has one holder at most.
+            let inbound = to
                 .first()
-                .map(|&i| format!("ip daddr {ip} dnat to {}", anchors[i]))
+                .map(|&i| format!("ip daddr {ip} notrack ip daddr set {}", anchors[i]))
                 .unwrap_or_default();
+            let sources = anchors
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             let rules = format!(
                 "table ip cloud {{}}\nflush table ip cloud\ntable ip cloud {{\n\
-                 chain pre {{\ntype nat hook prerouting priority dstnat; policy accept;\n{rule}\n}}\n}}\n"
+                 chain pre {{\ntype filter hook prerouting priority raw; policy accept;\n{inbound}\n\
+                 ip saddr {{ {sources} }} tcp sport 80 notrack ip saddr set {ip}\n}}\n}}\n"
             );
             let child = Command::new("ip")
                 .args(["netns", "exec", wan, "nft", "-f", "-"])
