@@ -804,18 +804,20 @@ impl TrafficCluster {
     }
 
     /// Put the active node in standby, check the IP and the answers move to the other node,
-    /// report the outage under `event`, then bring the node back (the IP stays: stickiness).
-    pub fn failover_by_standby(&mut self, client: &Client, event: &str) {
+    /// report the outage under `event` (and return it), then bring the node back (the IP stays:
+    /// stickiness).
+    pub fn failover_by_standby(&mut self, client: &Client, event: &str) -> Outage {
         let active = self.active(None, &format!("before: {event}"));
         let other = 1 - active;
         let at = Instant::now();
         self.cluster.standby(active, true);
         self.active(Some(other), event);
         self.wait_answers_via(client, other, at, 20, event);
-        self.measure(client, event, at);
+        let o = self.measure(client, event, at);
         self.cluster.standby(active, false);
         self.cluster.settle(RECOVERY);
         self.active(Some(other), &format!("after: {event}"));
+        o
     }
 
     /// The outage the client saw around `at`, reported under `event`.

@@ -112,16 +112,24 @@ fn what_the_clients_see(kind: Cloud) {
     s.cluster.settle(RECOVERY);
 
     // 3. Standby of the active node: the IP moves to the other balancer.
-    s.failover_by_standby(&client, "standby of the active node");
+    // On DigitalOcean the old node's HAProxy keeps accepting (stop_grace) until the new node's
+    // assign has moved the IP: a standby loses nothing, even while the API fails or the
+    // metadata service lags. Elsewhere measured only (Vultr detaches before it attaches: a
+    // window with no holder).
+    let lossless = kind == Cloud::DigitalOcean;
+    let o = s.failover_by_standby(&client, "standby of the active node");
+    assert!(!lossless || o.failed == 0, "a standby lost requests: {o:?}");
 
     // 4. The same while the API fails: the new node's start retries through 503s.
     s.cloud.inject(Fault::status(Scope::Api, 503).times(3));
-    s.failover_by_standby(&client, "standby while the API answers 503 three times");
+    let o = s.failover_by_standby(&client, "standby while the API answers 503 three times");
+    assert!(!lossless || o.failed == 0, "a standby lost requests: {o:?}");
     s.cloud.clear_faults();
 
     // 5. The same while the metadata service lags (every answer 1 s late).
     s.cloud.set_metadata_lag(Duration::from_secs(1));
-    s.failover_by_standby(&client, "standby while the metadata service lags 1 s");
+    let o = s.failover_by_standby(&client, "standby while the metadata service lags 1 s");
+    assert!(!lossless || o.failed == 0, "a standby lost requests: {o:?}");
     s.cloud.set_metadata_lag(Duration::ZERO);
 
     // 6. Crash of the active node (power loss: its processes killed, its link down), with the
