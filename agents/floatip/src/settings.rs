@@ -2,9 +2,9 @@
 //! and the provider. Anything wrong here is wrong on every node: 6, naming the parameter.
 //! The token is read apart (`token`): a stop and most monitors never need it.
 
-use crate::provider::{Endpoints, ProviderKind};
+use crate::provider::{Endpoints, PlaceParams, ProviderKind};
 use crate::{API_KEY, API_URL, IP, METADATA_URL, PROVIDER, ZONE};
-use cloudha_common::{Context, HttpUrl, OcfError, OcfResult};
+use cloudha_common::{Context, OcfResult};
 use std::net::IpAddr;
 
 #[derive(Clone, Debug)]
@@ -23,60 +23,17 @@ impl Settings {
         provider
             .check_address(ip)
             .map_err(|why| p.invalid(&IP, why))?;
-        // Unset: the provider's own endpoints (each provider declares them).
-        let (default_api, default_metadata) = provider.default_endpoints();
-        let own = |url: &str| {
-            HttpUrl::parse(url).map_err(|why| {
-                OcfError::generic(format!("the {provider:?} default URL {url} {why}"))
-            })
+        let names = PlaceParams {
+            api_key: &API_KEY,
+            zone: &ZONE,
+            api_url: &API_URL,
+            metadata_url: &METADATA_URL,
         };
-        // Where the cloud signs (Exoscale): the key the secret signs for.
-        let api_key = match provider.api_key {
-            Some(_) => {
-                let key = p.need(&API_KEY)?;
-                if key.trim().is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err(p.invalid(&API_KEY, "is not an API key"));
-                }
-                Some(key)
-            }
-            None => None,
-        };
-        // Where the API is per zone (Exoscale): the zone's API, when the zone is set.
-        let zone = match (&provider.zone, p.read(&ZONE)?) {
-            (Some(zoned), Some(z)) => {
-                Some((zoned.api_url)(&z).map_err(|why| p.invalid(&ZONE, why))?)
-            }
-            _ => None,
-        };
-        let api = match (p.read(&API_URL)?, zone, default_api) {
-            (Some(url), _, _) => Some(url),
-            (None, Some(zone_api), _) => Some(own(&zone_api)?),
-            (None, None, Some(url)) => Some(own(url)?),
-            // Exoscale without a zone: the provider reads it from the metadata service.
-            (None, None, None) => None,
-        };
-        if api
-            .as_ref()
-            .is_some_and(|api| !api.is_https() && !api.is_loopback())
-        {
-            return Err(p.invalid(
-                &API_URL,
-                "is plain http: the token would cross the network in clear; use https:// (http:// is accepted for loopback test APIs only)",
-            ));
-        }
-        let metadata = match p.read(&METADATA_URL)? {
-            Some(url) => url,
-            None => own(default_metadata)?,
-        };
+        let endpoints = Endpoints::from_params(p, provider, &names)?;
         Ok(Settings {
             ip,
             provider,
-            endpoints: Endpoints {
-                api,
-                metadata,
-                api_key,
-            },
+            endpoints,
         })
     }
 }

@@ -16,7 +16,9 @@ pub mod vultr;
 use crate::api::{Answer, ApiClient};
 use cloudha_common::http::MetadataService;
 use cloudha_common::values::choice;
-use cloudha_common::{Deadline, HttpUrl, ParamKind, ParamValue, Secret};
+use cloudha_common::{
+    Deadline, HttpUrl, OcfError, OcfResult, Param, ParamKind, ParamValue, Params, Secret,
+};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -248,6 +250,79 @@ pub struct Endpoints {
     pub metadata: HttpUrl,
     /// Exoscale: the API key (`EXO...`), which the secret signs for.
     pub api_key: Option<String>,
+}
+
+/// The parameters an agent declares that place a provider's API and metadata service, and the
+/// key Exoscale signs for: floatip and fence_cloudha read them alike.
+pub struct PlaceParams<'a> {
+    pub api_key: &'a Param<String>,
+    pub zone: &'a Param<String>,
+    pub api_url: &'a Param<HttpUrl>,
+    pub metadata_url: &'a Param<HttpUrl>,
+}
+
+impl Endpoints {
+    /// `provider`'s endpoints from the parameters in `p`: `api_url` if set, else the zone's API
+    /// (Exoscale, when `zone` is set), else the provider's default (none for Exoscale without a
+    /// zone: it reads the zone from the metadata service); `metadata_url` or the default; the
+    /// API key where the provider signs. Plain http only to loopback (the token would cross the
+    /// network in clear). Each bad value is 6 naming its parameter.
+    pub fn from_params(
+        p: &Params,
+        provider: ProviderKind,
+        names: &PlaceParams,
+    ) -> OcfResult<Endpoints> {
+        let (default_api, default_metadata) = provider.default_endpoints();
+        let own = |url: &str| {
+            HttpUrl::parse(url).map_err(|why| {
+                OcfError::generic(format!("the {provider:?} default URL {url} {why}"))
+            })
+        };
+        // Where the cloud signs (Exoscale): the key the secret signs for.
+        let api_key = match provider.api_key {
+            Some(_) => {
+                let key = p.need(names.api_key)?;
+                if key.trim().is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(p.invalid(names.api_key, "is not an API key"));
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        // Where the API is per zone (Exoscale): the zone's API, when the zone is set.
+        let zone = match (&provider.zone, p.read(names.zone)?) {
+            (Some(zoned), Some(z)) => {
+                Some((zoned.api_url)(&z).map_err(|why| p.invalid(names.zone, why))?)
+            }
+            _ => None,
+        };
+        let api = match (p.read(names.api_url)?, zone, default_api) {
+            (Some(url), _, _) => Some(url),
+            (None, Some(zone_api), _) => Some(own(&zone_api)?),
+            (None, None, Some(url)) => Some(own(url)?),
+            // Exoscale without a zone: the provider reads it from the metadata service.
+            (None, None, None) => None,
+        };
+        if api
+            .as_ref()
+            .is_some_and(|api| !api.is_https() && !api.is_loopback())
+        {
+            return Err(p.invalid(
+                names.api_url,
+                "is plain http: the token would cross the network in clear; use https:// (http:// is accepted for loopback test APIs only)",
+            ));
+        }
+        let metadata = match p.read(names.metadata_url)? {
+            Some(url) => url,
+            None => own(default_metadata)?,
+        };
+        Ok(Endpoints {
+            api,
+            metadata,
+            api_key,
+        })
+    }
 }
 
 impl Endpoints {
