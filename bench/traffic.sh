@@ -35,7 +35,7 @@ run monitor5 1000 5s digitalocean_
     echo
     echo "Each cloud's README configuration on the real two-node cluster (tests/tests/cluster_traffic.rs):"
     echo "the fake cloud's network routes the floating IP to the server the fake API names, switched when"
-    echo "the fake's action completes (DigitalOcean: DNAT to the holder's anchor address; the others: a route"
+    echo "the fake's action completes (DigitalOcean: a stateless rewrite to the holder's anchor address; the others: a route"
     echo "to the IP itself, on the holder's lo; Exoscale spreads connections over every holder), two app"
     echo "servers sit behind the balancers, and a client opens a new connection to the floating IP every"
     echo "50 ms (1 s timeout). Outage: from the last answer before the event's first failed request to the"
@@ -47,7 +47,7 @@ run monitor5 1000 5s digitalocean_
     done
     echo
     echo "Detection is corosync's (token, then consensus) and the scheduler's; the agent's share is the"
-    echo "'floatip until its assign request' and the fake's action time. HAProxy killed waits for the next"
+    echo "'floatip until its first request that moves the IP' and the fake's action time. HAProxy killed waits for the next"
     echo "monitor of lb (up to one interval), then a restart on the same node."
 } > "$out"
 echo "wrote $out"
