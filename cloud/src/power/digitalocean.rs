@@ -135,7 +135,7 @@ impl Power for DigitalOceanPower {
 
     fn find(&self, plug: &str, deadline: &Deadline) -> Result<Server, Fault> {
         let plug = plug.trim();
-        if !plug.is_empty() && plug.bytes().all(|b| b.is_ascii_digit()) {
+        if crate::provider::is_number(plug) {
             match self.server(&ServerId(plug.to_string()), deadline) {
                 Err(Fault::Refused(_)) => {} // no droplet with that id: maybe a name
                 other => return other,
